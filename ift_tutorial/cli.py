@@ -1,0 +1,254 @@
+"""The ``ift-tutorial`` command line: one subcommand per job, each driven by a YAML config.
+
+Every subcommand takes ``--config`` (a preset name such as ``tiny`` or a YAML file)
+and ``--set section.key=value`` overrides. Errors that a user can fix (a bad data
+file, an unknown config key, a missing folder) are printed as one clear message
+and exit with status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from .config import ConfigError, ExperimentConfig, load_config
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        default="tiny",
+        help="preset name (e.g. tiny, qwen2.5-7b) or path to a YAML config (default: tiny)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set training.max_steps=50 (repeatable)",
+    )
+
+
+def _config(args: argparse.Namespace) -> ExperimentConfig:
+    return load_config(args.config, args.overrides)
+
+
+def _print_json(obj: object) -> None:
+    print(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+
+
+# --- handlers: thin wrappers, the work lives in the concept modules --------------
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .training import train
+
+    metrics = train(
+        _config(args), args.output_dir, resume=args.resume, evaluate=not args.no_eval
+    )
+    _print_json(metrics)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate_config
+
+    report = evaluate_config(_config(args), adapter=args.adapter, output=args.output)
+    _print_json(report)
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from .generation import chat_loop, generate_cli
+
+    cfg = _config(args)
+    if args.prompt:
+        for line in generate_cli(cfg, adapter=args.adapter, prompts=args.prompt,
+                                 max_new_tokens=args.max_new_tokens):
+            print(line)
+        return 0
+    return chat_loop(cfg, adapter=args.adapter, max_new_tokens=args.max_new_tokens)
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from .merging import merge_adapter
+
+    out = merge_adapter(_config(args), args.adapter, args.output_dir, dtype=args.dtype)
+    print(f"merged model saved to {out}")
+    return 0
+
+
+def _cmd_check_data(args: argparse.Namespace) -> int:
+    from .instruction_data import check_data_cli
+
+    return check_data_cli(args)
+
+
+def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from .pretrain import pretrain_cli
+
+    return pretrain_cli(args)
+
+
+def _cmd_plan_memory(args: argparse.Namespace) -> int:
+    from .memory import plan_memory_cli
+
+    return plan_memory_cli(args)
+
+
+def _cmd_dry_run(args: argparse.Namespace) -> int:
+    from .dry_run import dry_run_cli
+
+    return dry_run_cli(args)
+
+
+# --- parsers -------------------------------------------------------------------
+
+
+def _parser_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="QLoRA-tune a preset; writes the adapter and metrics.json",
+                       description="QLoRA instruction tuning with TRL's SFTTrainer and a PEFT "
+                       "LoRA adapter. Writes OUTPUT_DIR/adapter (PEFT folder), "
+                       "OUTPUT_DIR/metrics.json, OUTPUT_DIR/log.json and OUTPUT_DIR/loss.png.")
+    _add_config_args(p)
+    p.add_argument("--output-dir", required=True, help="where checkpoints, adapter and metrics go")
+    p.add_argument("--resume", default="auto",
+                   help="'auto' (resume from the last checkpoint in OUTPUT_DIR if any), "
+                   "'never', or a checkpoint folder (default: auto)")
+    p.add_argument("--no-eval", action="store_true",
+                   help="skip the before/after evaluation (exact match, perplexity)")
+    p.set_defaults(handler=_cmd_train)
+
+
+def _parser_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="exact match and perplexity of the base or an adapter",
+                       description="Greedy exact match on the held-out verifiable set and "
+                       "perplexity on held-out instruction data.")
+    _add_config_args(p)
+    p.add_argument("--adapter", default=None, help="PEFT adapter folder (default: base model)")
+    p.add_argument("--output", default=None, help="write the report as JSON to this file")
+    p.set_defaults(handler=_cmd_evaluate)
+
+
+def _parser_generate(sub: argparse._SubParsersAction) -> None:
+    for name in ("generate", "chat"):
+        p = sub.add_parser(name, help="generate answers through the chat template"
+                           + (" (interactive when no --prompt)" if name == "chat" else ""),
+                           description="Greedy generation through the model's chat template. "
+                           "With --prompt, answer each prompt and exit; without, chat "
+                           "interactively (empty line or Ctrl-D quits).")
+        _add_config_args(p)
+        p.add_argument("--adapter", default=None, help="PEFT adapter folder (default: base model)")
+        p.add_argument("--prompt", action="append", default=[], help="a user message (repeatable)")
+        p.add_argument("--max-new-tokens", type=int, default=64)
+        p.set_defaults(handler=_cmd_generate)
+
+
+def _parser_merge(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("merge", help="merge an adapter into a 16-bit reload of the base",
+                       description="Reload the base model in 16 bits (not 4-bit: merging into "
+                       "quantised weights changes outputs), merge the LoRA update and save a "
+                       "standard model folder with its tokenizer.")
+    _add_config_args(p)
+    p.add_argument("--adapter", required=True, help="PEFT adapter folder")
+    p.add_argument("--output-dir", required=True, help="where the merged model is saved")
+    p.add_argument("--dtype", default="auto", help="auto (bf16 on GPUs that have it, fp16 "
+                   "on older GPUs, fp32 on CPU), bf16, fp16 or fp32")
+    p.set_defaults(handler=_cmd_merge)
+
+
+def _parser_check_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check-data", help="validate an instruction data file",
+                       description="Validate a JSONL/JSON/CSV/Parquet instruction file "
+                       "(messages, Alpaca, ShareGPT or prompt/completion). Exits non-zero "
+                       "with the file, line and field of the first problem.")
+    p.add_argument("path", help="data file")
+    p.add_argument("--format", default="auto",
+                   help="auto, messages, alpaca, sharegpt or prompt_completion")
+    p.add_argument("--config", default=None,
+                   help="preset or YAML config: also count examples over its max_length")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(handler=_cmd_check_data)
+
+
+def _parser_pretrain(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pretrain", help="rebuild the tiny preset (corpus, tokenizer, weights)",
+                       description="Generate the bilingual corpus, train the tokenizer and "
+                       "pretrain the tiny Llama preset from scratch on the CPU.")
+    p.add_argument("--config", default="pretrain-tiny",
+                   help="pretraining config (default: configs/pretrain-tiny.yaml)")
+    p.add_argument("--output-dir", default=None, help="default: data/tiny-llama")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(handler=_cmd_pretrain)
+
+
+def _parser_plan_memory(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plan-memory", help="estimate peak GPU memory of a QLoRA run",
+                       description="Estimate peak GPU memory by component for a preset's "
+                       "QLoRA run and say which GPUs it fits.")
+    _add_config_args(p)
+    p.add_argument("--gpu", default="t4", help="GPU to check the fit against (t4, l4, "
+                   "a100-40gb, a100-80gb, h100)")
+    p.add_argument("--seq-len", type=int, default=None, help="default: model.max_length")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="default: training.per_device_train_batch_size")
+    p.add_argument("--no-gradient-checkpointing", action="store_true")
+    p.add_argument("--optim", default=None, help="default: the config's optimizer")
+    p.add_argument("--strategy", default="single",
+                   help="single, ddp, fsdp or zero3 (per-GPU estimate)")
+    p.add_argument("--num-gpus", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="print components, total_gb and fits")
+    p.set_defaults(handler=_cmd_plan_memory)
+
+
+def _parser_dry_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("dry-run", help="QLoRA steps on a preset's real architecture, random "
+                       "weights, nothing downloaded",
+                       description="Build a preset's architecture with random weights from "
+                       "its config (no download), quantise it to 4-bit and run real QLoRA "
+                       "training steps; report peak memory and tokens/s beside the planner.")
+    p.add_argument("--preset", default="qwen2.5-7b", help="preset name or YAML config")
+    p.add_argument("--layers", type=int, default=None,
+                   help="keep only this many decoder layers (default: all on GPU, 2 on CPU)")
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--seq-len", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(handler=_cmd_dry_run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ift-tutorial",
+        description="Instruction fine-tuning with QLoRA: the tiny preset on a CPU, "
+        "7B presets on a GPU, one code path.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_parser_train, _parser_evaluate, _parser_generate, _parser_merge,
+                _parser_check_data, _parser_pretrain, _parser_plan_memory, _parser_dry_run):
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .errors import UserFacingError
+
+    try:
+        return int(args.handler(args) or 0)
+    except (ConfigError, UserFacingError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""Experiment configuration: YAML files under ``configs/`` parsed into dataclasses.
+
+One config drives every command (``train``, ``evaluate``, ``generate``, ``merge``).
+A preset is a config file by name: ``load_config("tiny")`` reads
+``configs/tiny.yaml``. Command-line overrides use dotted keys, for example
+``training.max_steps=50`` or ``lora.r=8``; values are parsed as YAML scalars.
+
+Unknown keys are an error (with the file and the key), never silently ignored: a
+typo such as ``learnig_rate`` would otherwise train with the default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UserFacingError
+from .paths import CONFIGS_DIR, resolve_path
+
+
+class ConfigError(UserFacingError):
+    """A config file or override is invalid; the message names the file and the key."""
+
+
+@dataclass
+class ModelSettings:
+    """Which base model to load and how."""
+
+    name_or_path: str = "data/tiny-llama"  # local folder (project-relative) or hub id
+    revision: str | None = None  # pin a hub revision for reproducibility
+    load_in_4bit: bool = True  # QLoRA: NF4 base weights through bitsandbytes
+    double_quant: bool = True  # quantise the absmax constants too (~0.37 bit/param saved)
+    quant_type: str = "nf4"  # "nf4" or "fp4"
+    compute_dtype: str = "auto"  # "auto" picks from the hardware; or bf16/fp16/fp32
+    max_length: int = 256  # tokens per example after the chat template
+    trust_remote_code: bool = False  # never run code from a hub repo unless asked
+    allow_pickle: bool = False  # refuse .bin/.pt weights unless asked (safetensors only)
+    gated: bool = False  # the hub repo needs an accepted licence and a token
+    notes: str = ""  # shown to the reader, e.g. how to get access to a gated model
+
+
+@dataclass
+class LoraSettings:
+    """LoRA adapter settings, mapped onto ``peft.LoraConfig``."""
+
+    r: int = 16  # rank of the update B @ A
+    alpha: int = 32  # scaling numerator: the update is scaled by alpha / r
+    dropout: float = 0.05  # dropout on the adapter's input
+    target_modules: str | list[str] = "all-linear"  # which Linear layers get adapters
+    use_rslora: bool = False  # scale by alpha / sqrt(r) instead (rank-stabilised LoRA)
+    bias: str = "none"
+
+
+@dataclass
+class DataSettings:
+    """Where the instruction data comes from and how it is prepared."""
+
+    train: str = "data/tasks/train.jsonl"  # local file or hub dataset id
+    train_split: str = "train"  # split name when ``train`` is a hub id
+    eval_exact_match: str | None = "data/tasks/heldout.jsonl"  # verifiable held-out set
+    eval_perplexity: str | None = "data/instructions/heldout.jsonl"  # held-out chat data
+    max_eval_examples: int | None = None  # cap the held-out sets (None: all)
+    deduplicate: bool = True  # drop exact duplicate conversations (counted, reported)
+    system_prompt: str | None = None  # added to conversations that have none
+
+
+@dataclass
+class TrainingSettings:
+    """Training loop settings, mapped onto ``trl.SFTConfig``."""
+
+    max_steps: int = 600
+    per_device_train_batch_size: int = 32
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 2e-3
+    lr_scheduler_type: str = "cosine"
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    gradient_checkpointing: bool = True
+    optim: str = "auto"  # "auto": paged 8-bit AdamW on GPU, AdamW on CPU
+    save_steps: int = 200  # checkpoint every N steps (resume picks the last one)
+    save_total_limit: int = 2
+    logging_steps: int = 10
+    seed: int = 0
+    num_threads: int | None = None  # CPU threads for torch (None: leave as is)
+    max_new_tokens: int = 32  # generation length for exact-match evaluation
+    eval_batch_size: int = 32
+
+
+@dataclass
+class ExperimentConfig:
+    """A whole experiment: one YAML file."""
+
+    name: str = "tiny"
+    description: str = ""
+    model: ModelSettings = field(default_factory=ModelSettings)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    data: DataSettings = field(default_factory=DataSettings)
+    training: TrainingSettings = field(default_factory=TrainingSettings)
+    source: str | None = None  # the file this config was read from
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict (for saving next to the outputs); ``source`` is left out."""
+        d = dataclasses.asdict(self)
+        d.pop("source", None)
+        return d
+
+
+_SECTIONS = {
+    "model": ModelSettings,
+    "lora": LoraSettings,
+    "data": DataSettings,
+    "training": TrainingSettings,
+}
+
+
+def available_presets() -> list[str]:
+    """Names of the presets shipped under ``configs/`` (files with a ``model`` section)."""
+    names = []
+    for p in sorted(CONFIGS_DIR.glob("*.yaml")):
+        try:
+            raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError:
+            continue
+        if isinstance(raw, dict) and "model" in raw:
+            names.append(p.stem)
+    return names
+
+
+def find_config(name_or_path: str | os.PathLike[str]) -> Path:
+    """Turn a preset name (``tiny``) or a file path into the YAML file's path."""
+    s = str(name_or_path)
+    candidates = [resolve_path(s)]
+    if not s.endswith((".yaml", ".yml")):
+        candidates.append(CONFIGS_DIR / f"{s}.yaml")
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise ConfigError(
+        f"config {s!r} not found: neither a file nor a preset; "
+        f"presets: {', '.join(available_presets()) or 'none'}"
+    )
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(known)}")
+    return cls(**values)
+
+
+def config_from_dict(raw: dict[str, Any], where: str = "<dict>") -> ExperimentConfig:
+    """Build an :class:`ExperimentConfig` from a nested dict, rejecting unknown keys."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: the top level must be a mapping, got {type(raw).__name__}")
+    top = {k: v for k, v in raw.items() if k not in _SECTIONS}
+    cfg = _build(ExperimentConfig, top, where)
+    for name, cls in _SECTIONS.items():
+        section = raw.get(name) or {}
+        if not isinstance(section, dict):
+            raise ConfigError(f"{where}: section '{name}' must be a mapping")
+        setattr(cfg, name, _build(cls, section, f"{where}: section '{name}'"))
+    return cfg
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """Apply ``section.key=value`` overrides to a raw config dict (values parsed as YAML)."""
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. training.max_steps=50")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = raw
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: '{part}' is not a section")
+        node[parts[-1]] = yaml.safe_load(value) if value != "" else None
+    return raw
+
+
+def load_config(
+    name_or_path: str | os.PathLike[str] = "tiny", overrides: list[str] | None = None
+) -> ExperimentConfig:
+    """Read a preset or YAML file, apply overrides, and validate every key.
+
+    Args:
+        name_or_path: a preset name (``tiny``, ``qwen2.5-7b``) or a path to a YAML file.
+        overrides: ``section.key=value`` strings, applied after the file is read.
+    """
+    path = find_config(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML: {err}") from None
+    raw = apply_overrides(raw, overrides)
+    cfg = config_from_dict(raw, where=str(path))
+    cfg.source = str(path)
+    return cfg
+
+
+def preset_from_env(default: str = "tiny") -> str:
+    """The preset a notebook should use: ``IFT_PRESET`` if set, else ``default``."""
+    return os.environ.get("IFT_PRESET", default)

@@ -1,0 +1,17 @@
+"""Errors that a user can fix; the CLI prints them as one line, never a traceback."""
+
+from __future__ import annotations
+
+
+class UserFacingError(ValueError):
+    """A problem in the user's input (data file, config, folder) with where it is."""
+
+
+class DataError(UserFacingError):
+    """A data file is invalid. The message names the file, the line and the field."""
+
+    def __init__(self, path: str, message: str, line: int | None = None, field: str | None = None):
+        self.path, self.line, self.field = str(path), line, field
+        where = self.path + (f", line {line}" if line is not None else "")
+        where += f", field '{field}'" if field else ""
+        super().__init__(f"{where}: {message}")

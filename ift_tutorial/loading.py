@@ -1,0 +1,159 @@
+"""Loading a base model for QLoRA: 4-bit NF4 weights, 16-bit everything else.
+
+The same function loads the tiny preset on a CPU and a 7B model on a Colab GPU;
+only the config differs. Secure defaults: ``trust_remote_code=False`` and
+safetensors only, unless the config asks otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    BitsAndBytesConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from .config import ModelSettings
+from .hardware import detect_precision
+from .paths import looks_like_local_path, resolve_path
+
+logger = logging.getLogger(__name__)
+
+
+class PickleWeightsError(RuntimeError):
+    """A model folder holds only pickle weights, and the config did not allow them."""
+
+
+def resolve_model_path(settings: ModelSettings) -> str:
+    """A project-relative folder becomes an absolute path; a hub id stays as it is."""
+    name = settings.name_or_path
+    if looks_like_local_path(name):
+        path = resolve_path(name)
+        if not path.is_dir():
+            raise FileNotFoundError(f"model folder {path} does not exist (model.name_or_path)")
+        return str(path)
+    return name
+
+
+def check_local_weights(path: str, allow_pickle: bool) -> None:
+    """Refuse a local folder whose weights are pickles (``.bin``/``.pt``) unless allowed.
+
+    Pickle files can run arbitrary code when loaded; safetensors cannot.
+    """
+    folder = Path(path)
+    if not folder.is_dir() or allow_pickle:
+        return
+    has_safetensors = any(folder.glob("*.safetensors"))
+    pickles = [p.name for p in folder.iterdir() if p.suffix in {".bin", ".pt", ".pth", ".ckpt"}]
+    if pickles and not has_safetensors:
+        raise PickleWeightsError(
+            f"{folder}: only pickle weights found ({', '.join(sorted(pickles))}); pickle can run "
+            "arbitrary code when loaded. Convert them to safetensors, or set "
+            "model.allow_pickle=true if you trust the source."
+        )
+
+
+def quantization_config(settings: ModelSettings, compute_dtype: torch.dtype) -> BitsAndBytesConfig:
+    """The QLoRA recipe: NF4 storage, double quantisation, 16-bit (or fp32) compute."""
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=settings.quant_type,
+        bnb_4bit_use_double_quant=settings.double_quant,
+        bnb_4bit_compute_dtype=compute_dtype,
+        # Keep the storage dtype equal to the model dtype so that FSDP can shard the
+        # packed 4-bit weights together with the 16-bit ones.
+        bnb_4bit_quant_storage=compute_dtype if compute_dtype != torch.float32 else torch.uint8,
+    )
+
+
+def disable_cpu_weight_repacking(model: torch.nn.Module) -> int:
+    """Stop bitsandbytes from repacking 4-bit weights for CPU inference.
+
+    On CPUs with AVX512-BF16, an eval forward pass under ``no_grad`` repacks each
+    ``Linear4bit`` weight into a layout whose kernel has no autograd support: after
+    such a pass no gradient flows through the frozen layers and LoRA stops learning,
+    silently. Turning the fast path off keeps training correct on every CPU.
+
+    Returns:
+        How many modules were changed.
+    """
+    n = 0
+    for module in model.modules():
+        if getattr(module, "support_avx512bf16_for_cpu", False):
+            module.support_avx512bf16_for_cpu = False
+            n += 1
+        elif hasattr(module, "support_avx512bf16_for_cpu"):
+            n += 1
+    return n
+
+
+def load_tokenizer(settings: ModelSettings) -> PreTrainedTokenizerBase:
+    """Load the tokenizer; make sure it has a pad token (EOS is reused if needed)."""
+    path = resolve_model_path(settings)
+    tokenizer = AutoTokenizer.from_pretrained(
+        path, revision=settings.revision, trust_remote_code=settings.trust_remote_code
+    )
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(
+    settings: ModelSettings,
+    *,
+    load_in_4bit: bool | None = None,
+    dtype: torch.dtype | None = None,
+    device_map: str | dict | None = "auto",
+) -> PreTrainedModel:
+    """Load the base causal LM, in 4-bit NF4 by default.
+
+    Args:
+        settings: the ``model`` section of a config.
+        load_in_4bit: override ``settings.load_in_4bit`` (merging reloads in 16 bits).
+        dtype: dtype of the non-quantised parts; default: the hardware's compute dtype.
+        device_map: where to place the weights. "auto" puts a single-process run on
+            GPU 0 (or the CPU); under torchrun each rank uses its own device.
+    """
+    path = resolve_model_path(settings)
+    check_local_weights(path, settings.allow_pickle)
+    precision = detect_precision(settings.compute_dtype)
+    dtype = dtype or precision.compute_dtype
+    four_bit = settings.load_in_4bit if load_in_4bit is None else load_in_4bit
+    kwargs: dict = dict(
+        revision=settings.revision,
+        dtype=dtype,
+        trust_remote_code=settings.trust_remote_code,
+        use_safetensors=None if settings.allow_pickle else True,
+    )
+    if four_bit:
+        kwargs["quantization_config"] = quantization_config(settings, dtype)
+    if device_map == "auto":
+        device_map = _default_device_map()
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    if four_bit:
+        disable_cpu_weight_repacking(model)
+    return model
+
+
+def _default_device_map() -> dict[str, int | str]:
+    """One process, one device: the whole model on this rank's GPU, or on the CPU."""
+    if torch.cuda.is_available():
+        import os
+
+        return {"": int(os.environ.get("LOCAL_RANK", 0))}
+    return {"": "cpu"}
+
+
+def load_model_and_tokenizer(
+    settings: ModelSettings, **kwargs
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """``load_model`` and ``load_tokenizer`` together (keyword arguments go to ``load_model``)."""
+    return load_model(settings, **kwargs), load_tokenizer(settings)
