@@ -46,27 +46,27 @@ def _print_json(obj: object) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    cfg = _config(args)  # a bad config fails fast, before the heavy imports
     from .training import train
 
-    metrics = train(
-        _config(args), args.output_dir, resume=args.resume, evaluate=not args.no_eval
-    )
+    metrics = train(cfg, args.output_dir, resume=args.resume, evaluate=not args.no_eval)
     _print_json(metrics)
     return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    cfg = _config(args)
     from .evaluation import evaluate_config
 
-    report = evaluate_config(_config(args), adapter=args.adapter, output=args.output)
+    report = evaluate_config(cfg, adapter=args.adapter, output=args.output)
     _print_json(report)
     return 0
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
+    cfg = _config(args)
     from .generation import chat_loop, generate_cli
 
-    cfg = _config(args)
     if args.prompt:
         for line in generate_cli(cfg, adapter=args.adapter, prompts=args.prompt,
                                  max_new_tokens=args.max_new_tokens):
@@ -76,9 +76,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
+    cfg = _config(args)
     from .merging import merge_adapter
 
-    out = merge_adapter(_config(args), args.adapter, args.output_dir, dtype=args.dtype)
+    out = merge_adapter(cfg, args.adapter, args.output_dir, dtype=args.dtype)
     print(f"merged model saved to {out}")
     return 0
 

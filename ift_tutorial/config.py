@@ -199,6 +199,8 @@ def load_config(
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: invalid YAML: {err}") from None
+    if not raw:
+        raise ConfigError(f"{path}: the config file is empty")
     raw = apply_overrides(raw, overrides)
     cfg = config_from_dict(raw, where=str(path))
     cfg.source = str(path)

@@ -8,6 +8,7 @@ safetensors only, unless the config asks otherwise.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -20,6 +21,7 @@ from transformers import (
 )
 
 from .config import ModelSettings
+from .errors import UserFacingError
 from .hardware import detect_precision
 from .paths import looks_like_local_path, resolve_path
 
@@ -93,6 +95,22 @@ def disable_cpu_weight_repacking(model: torch.nn.Module) -> int:
     return n
 
 
+def check_hub_access(settings: ModelSettings, path: str) -> None:
+    """A gated hub model needs a token; say so before a long download fails.
+
+    The token itself is never printed or logged: we only test whether one is set.
+    """
+    if not settings.gated or Path(path).is_dir():
+        return
+    from huggingface_hub import get_token
+
+    if get_token() is None:
+        raise UserFacingError(
+            f"{settings.name_or_path} is gated and no hub token is set. "
+            + (settings.notes or "Accept its licence on the model page, then set HF_TOKEN.")
+        )
+
+
 def load_tokenizer(settings: ModelSettings) -> PreTrainedTokenizerBase:
     """Load the tokenizer; make sure it has a pad token (EOS is reused if needed)."""
     path = resolve_model_path(settings)
@@ -122,6 +140,7 @@ def load_model(
     """
     path = resolve_model_path(settings)
     check_local_weights(path, settings.allow_pickle)
+    check_hub_access(settings, path)
     precision = detect_precision(settings.compute_dtype)
     dtype = dtype or precision.compute_dtype
     four_bit = settings.load_in_4bit if load_in_4bit is None else load_in_4bit
@@ -134,7 +153,7 @@ def load_model(
     if four_bit:
         kwargs["quantization_config"] = quantization_config(settings, dtype)
     if device_map == "auto":
-        device_map = _default_device_map()
+        device_map = default_device_map()
     if device_map is not None:
         kwargs["device_map"] = device_map
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
@@ -143,11 +162,9 @@ def load_model(
     return model
 
 
-def _default_device_map() -> dict[str, int | str]:
+def default_device_map() -> dict[str, int | str]:
     """One process, one device: the whole model on this rank's GPU, or on the CPU."""
     if torch.cuda.is_available():
-        import os
-
         return {"": int(os.environ.get("LOCAL_RANK", 0))}
     return {"": "cpu"}
 

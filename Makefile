@@ -1,0 +1,37 @@
+# The two commands of a fresh machine are `make book` (set up, then build and read the book)
+# and `make test` (set up, then run every test and every notebook). Everything else is a step.
+PYTHON ?= python3
+# The CPU build of torch: a plain `pip install torch` would pull a multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+# One run's outputs (adapter, checkpoints, metrics.json, loss.png).
+RUN_DIR ?= runs/tiny
+
+.PHONY: setup train tiny-model test test-unit test-notebooks benchmarks clean
+
+setup:
+	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install "$(TORCH_SPEC)"
+	$(PYTHON) -m pip install -e ".[dev]"
+
+# QLoRA-tune the tiny preset on the CPU: the real 4-bit path, about 2-3 minutes.
+train: setup
+	ift-tutorial train --config tiny --output-dir $(RUN_DIR)
+
+# Rebuild data/tiny-llama from scratch (corpus, tokenizer, pretraining).
+tiny-model: setup
+	ift-tutorial pretrain
+
+test: setup
+	$(PYTHON) -m pytest tests
+	$(MAKE) test-notebooks
+
+test-unit:
+	$(PYTHON) -m pytest tests
+
+test-notebooks:
+	$(PYTHON) -m pytest --nbval-lax book/chapters
+
+benchmarks:
+	$(PYTHON) benchmarks/run_all.py
+
+clean:
+	rm -rf runs book/_build .jupyter_cache

@@ -1,0 +1,61 @@
+"""Using a tuned model: answer prompts, or chat turn by turn, through the chat template.
+
+The batched greedy decoding itself lives in :mod:`ift_tutorial.evaluation`
+(``generate_responses``), so that what the book evaluates is exactly what a reader
+chats with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from .config import ExperimentConfig
+from .evaluation import generate_responses, load_for_inference
+
+
+def generate_cli(
+    config: ExperimentConfig,
+    adapter: str | None,
+    prompts: Sequence[str],
+    max_new_tokens: int = 64,
+) -> list[str]:
+    """Answer each prompt independently; returns ``"> prompt\\nanswer"`` blocks to print."""
+    model, tokenizer = load_for_inference(config, adapter)
+    conversations = [_with_system(config, [{"role": "user", "content": p}]) for p in prompts]
+    answers = generate_responses(model, tokenizer, conversations, max_new_tokens=max_new_tokens)
+    return [f"> {p}\n{a}" for p, a in zip(prompts, answers)]
+
+
+def _with_system(config: ExperimentConfig, messages: list[dict]) -> list[dict]:
+    if config.data.system_prompt:
+        return [{"role": "system", "content": config.data.system_prompt}, *messages]
+    return messages
+
+
+def chat_loop(
+    config: ExperimentConfig,
+    adapter: str | None = None,
+    max_new_tokens: int = 64,
+    input_fn: Callable[[str], str] = input,
+    print_fn: Callable[[str], None] = print,
+) -> int:
+    """An interactive chat that keeps the conversation history; an empty line or EOF ends it.
+
+    Returns:
+        The exit status (0).
+    """
+    model, tokenizer = load_for_inference(config, adapter)
+    history: list[dict] = _with_system(config, [])
+    print_fn("chat with the model; an empty line or Ctrl-D quits")
+    while True:
+        try:
+            text = input_fn("you> ").strip()
+        except EOFError:
+            break
+        if not text:
+            break
+        history.append({"role": "user", "content": text})
+        [answer] = generate_responses(model, tokenizer, [history], max_new_tokens=max_new_tokens)
+        history.append({"role": "assistant", "content": answer})
+        print_fn(f"model> {answer}")
+    return 0
