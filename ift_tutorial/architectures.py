@@ -1,0 +1,172 @@
+"""The architectures of the 7B models the book talks about, written down once.
+
+A 7B model's *shape* (layers, widths, heads, vocabulary) is a handful of numbers
+from its ``config.json`` on the Hugging Face Hub. They are copied here so that
+the book can build these models on PyTorch's ``meta`` device (no memory, no
+download) to count parameters and plan memory. Every other module that needs a
+7B architecture calls :func:`architecture_config`.
+
+Values are those of the published ``config.json`` files. Chat/instruct variants
+share their base model's architecture (only tokenizer details and generation
+defaults differ), so they map to the same numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from transformers import AutoConfig, LlamaConfig, MistralConfig, PretrainedConfig, Qwen2Config
+
+from .paths import resolve_path
+
+
+def _qwen2_5_7b() -> PretrainedConfig:
+    return Qwen2Config(
+        vocab_size=152064,
+        hidden_size=3584,
+        intermediate_size=18944,
+        num_hidden_layers=28,
+        num_attention_heads=28,
+        num_key_value_heads=4,  # grouped-query attention: 7 query heads per key/value head
+        hidden_act="silu",
+        max_position_embeddings=131072,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
+        tie_word_embeddings=False,
+        use_sliding_window=False,
+        sliding_window=131072,
+        max_window_layers=28,
+        bos_token_id=151643,
+        eos_token_id=151643,
+    )  # Qwen2 puts biases on the q/k/v projections (fixed in the modelling code)
+
+
+def _qwen2_5_0_5b() -> PretrainedConfig:
+    return Qwen2Config(
+        vocab_size=151936,
+        hidden_size=896,
+        intermediate_size=4864,
+        num_hidden_layers=24,
+        num_attention_heads=14,
+        num_key_value_heads=2,
+        hidden_act="silu",
+        max_position_embeddings=32768,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
+        tie_word_embeddings=True,  # small models share the input and output embedding
+        use_sliding_window=False,
+        sliding_window=32768,
+        max_window_layers=24,
+        bos_token_id=151643,
+        eos_token_id=151643,
+    )
+
+
+def _mistral_7b_v0_1() -> PretrainedConfig:
+    return MistralConfig(
+        vocab_size=32000,
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        hidden_act="silu",
+        max_position_embeddings=32768,
+        rms_norm_eps=1e-5,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        sliding_window=4096,  # each token attends to at most the 4096 tokens before it
+        tie_word_embeddings=False,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+
+
+def _llama_2_7b() -> PretrainedConfig:
+    return LlamaConfig(
+        vocab_size=32000,
+        hidden_size=4096,
+        intermediate_size=11008,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=32,  # classic multi-head attention (GQA came with the 70B)
+        hidden_act="silu",
+        max_position_embeddings=4096,
+        rms_norm_eps=1e-5,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        tie_word_embeddings=False,
+        attention_bias=False,
+        mlp_bias=False,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+
+
+#: Hub id -> a function building its architecture config. Keys are canonical hub ids.
+KNOWN_ARCHITECTURES: dict[str, Callable[[], PretrainedConfig]] = {
+    "Qwen/Qwen2.5-7B": _qwen2_5_7b,
+    "Qwen/Qwen2.5-7B-Instruct": _qwen2_5_7b,
+    "Qwen/Qwen2.5-0.5B": _qwen2_5_0_5b,
+    "Qwen/Qwen2.5-0.5B-Instruct": _qwen2_5_0_5b,
+    "mistralai/Mistral-7B-v0.1": _mistral_7b_v0_1,
+    "mistralai/Mistral-7B-Instruct-v0.1": _mistral_7b_v0_1,
+    "meta-llama/Llama-2-7b-hf": _llama_2_7b,
+    "meta-llama/Llama-2-7b-chat-hf": _llama_2_7b,
+}
+
+#: Published total parameter counts, for checking the configs above.
+PUBLISHED_PARAMETER_COUNTS: dict[str, int] = {
+    "Qwen/Qwen2.5-7B": 7_615_616_512,
+    "mistralai/Mistral-7B-v0.1": 7_241_732_096,
+    "meta-llama/Llama-2-7b-hf": 6_738_415_616,
+}
+
+
+def architecture_config(name: str) -> PretrainedConfig:
+    """The ``transformers`` config of a model's architecture, without downloading anything.
+
+    Args:
+        name: a known hub id (``Qwen/Qwen2.5-7B``, case-insensitive), a preset name or
+            config file whose ``model.name_or_path`` is one (``qwen2.5-7b``, ``tiny``),
+            or a local model folder holding a ``config.json`` (``data/tiny-llama``).
+
+    Raises:
+        KeyError: the name is none of these; the message lists the known hub ids.
+    """
+    by_lower = {k.lower(): k for k in KNOWN_ARCHITECTURES}
+    if name.lower() in by_lower:
+        return KNOWN_ARCHITECTURES[by_lower[name.lower()]]()
+    folder = resolve_path(name)
+    if folder.is_dir() and (folder / "config.json").is_file():
+        return AutoConfig.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
+    target = _preset_model(name)
+    if target is not None and target != name:
+        return architecture_config(target)
+    raise KeyError(
+        f"no known architecture for {name!r}: pass one of {sorted(KNOWN_ARCHITECTURES)}, "
+        "a preset whose model.name_or_path is one of them, or a local model folder"
+    )
+
+
+def _preset_model(name: str) -> str | None:
+    """``model.name_or_path`` of a preset or config file, or None if ``name`` is neither."""
+    from .config import ConfigError, load_config
+
+    try:
+        return load_config(name).model.name_or_path
+    except (ConfigError, FileNotFoundError):
+        return None
+
+
+def describe(config: Any) -> dict[str, Any]:
+    """The numbers that make up an architecture, for a table in the book."""
+    n_heads = config.num_attention_heads
+    return {
+        "layers": config.num_hidden_layers,
+        "hidden": config.hidden_size,
+        "intermediate": config.intermediate_size,
+        "heads": n_heads,
+        "kv_heads": getattr(config, "num_key_value_heads", None) or n_heads,
+        "head_dim": getattr(config, "head_dim", None) or config.hidden_size // n_heads,
+        "vocab": config.vocab_size,
+        "tied_embeddings": bool(getattr(config, "tie_word_embeddings", False)),
+    }
