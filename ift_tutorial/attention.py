@@ -260,12 +260,16 @@ def kv_cache_bytes(
     """Memory of the key/value cache during generation.
 
     Every layer keeps one key and one value vector per token and per key/value head:
-    ``2 * layers * batch * seq_len * H_kv * head_dim * bytes``. Grouped-query
+    ``2 * layers * batch * tokens * H_kv * head_dim * bytes``. Grouped-query
     attention shrinks it by ``H / H_kv`` compared with classic multi-head attention.
+    A model with sliding-window attention (Mistral-7B-v0.1: 4096 tokens) never looks
+    further back than its window, so its cache holds at most that many tokens
+    (``transformers`` keeps ``window - 1`` between steps and adds the new token's).
 
     Args:
         config: a ``transformers`` config (``num_hidden_layers``, ``num_attention_heads``,
-            ``num_key_value_heads``, ``hidden_size``, optional ``head_dim``).
+            ``num_key_value_heads``, ``hidden_size``, optional ``head_dim`` and
+            ``sliding_window``).
         batch_size, seq_len: sequences in the batch and tokens per sequence.
         dtype: the cache's dtype (the model's compute dtype, usually bf16/fp16).
         num_kv_heads: override ``H_kv`` (pass ``num_attention_heads`` to see what
@@ -275,5 +279,17 @@ def kv_cache_bytes(
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // n_heads
     if num_kv_heads is None:
         num_kv_heads = getattr(config, "num_key_value_heads", None) or n_heads
+    tokens = min(seq_len, sliding_window(config) or seq_len)
     per_token = 2 * config.num_hidden_layers * num_kv_heads * head_dim * dtype_bytes(dtype)
-    return batch_size * seq_len * per_token
+    return batch_size * tokens * per_token
+
+
+def sliding_window(config: Any) -> int | None:
+    """How far back every layer attends, if the model limits it (None: the whole context)."""
+    window = getattr(config, "sliding_window", None)
+    if not window or not getattr(config, "use_sliding_window", True):
+        return None
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types and any(t != "sliding_attention" for t in layer_types):
+        return None  # some layers see everything: they need the whole cache
+    return int(window)

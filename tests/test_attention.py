@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
 
 from ift_tutorial.architectures import architecture_config
 from ift_tutorial.attention import (
@@ -231,6 +231,20 @@ def test_kv_cache_bytes_matches_a_real_cache():
     assert measured == kv_cache_bytes(config, batch_size=3, seq_len=7, dtype=torch.float32)
 
 
+def test_kv_cache_of_a_sliding_window_model_stops_growing_at_the_window():
+    config = MistralConfig(
+        hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=8,
+        num_key_value_heads=2, vocab_size=50, sliding_window=4,
+    )
+    model = MistralForCausalLM(config).eval()
+    with torch.no_grad():
+        cache = model(torch.randint(0, 50, (1, 9)), use_cache=True).cache
+    measured = sum(t.numel() * t.element_size() for layer in cache.layers for t in (layer.keys, layer.values))
+    per_token = kv_cache_bytes(config, 1, 1, torch.float32)
+    assert kv_cache_bytes(config, 1, 9, torch.float32) == 4 * per_token  # the window, not 9 tokens
+    assert measured == 3 * per_token  # between steps: window - 1, the next token makes it 4
+
+
 def test_kv_cache_bytes_of_7b_models():
     qwen = architecture_config("Qwen/Qwen2.5-7B")
     # 2 (k, v) x 28 layers x 4 kv heads x 128 dims x 2 bytes = 56 KiB per token.
@@ -240,6 +254,8 @@ def test_kv_cache_bytes_of_7b_models():
     assert kv_cache_bytes(qwen, 1, 32_768, "bf16", num_kv_heads=28) == 7 * 1_879_048_192
     llama2 = architecture_config("meta-llama/Llama-2-7b-hf")
     assert kv_cache_bytes(llama2, 1, 4096, torch.float16) == 2 * 1024**3  # 0.5 MiB per token
+    mistral = architecture_config("mistralai/Mistral-7B-v0.1")
+    assert kv_cache_bytes(mistral, 1, 32_768, "bf16") == kv_cache_bytes(mistral, 1, 4096, "bf16") == 2**29
     assert dtype_bytes("fp32") == 4 and dtype_bytes(torch.bfloat16) == 2
     with pytest.raises(ValueError, match="unknown dtype"):
         dtype_bytes("float12")
