@@ -1,0 +1,177 @@
+"""Pretraining the tiny preset: corpus, tokenizer and a small Llama, from scratch, on a CPU.
+
+``ift-tutorial pretrain`` runs :func:`pretrain` with ``configs/pretrain-tiny.yaml``
+and writes a standard ``transformers`` model folder (safetensors weights, config,
+generation config, tokenizer with its chat template) to ``data/tiny-llama/``.
+
+The loop is deliberately plain (no ``Trainer``): pack documents into rows of
+``seq_len`` tokens, predict each next token, AdamW with warmup and cosine decay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from tqdm.auto import tqdm
+from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from .config import ConfigError, apply_overrides, find_config
+from .corpus import World, make_corpus, make_world
+from .paths import resolve_path
+from .tokenizer import save_tokenizer, train_tokenizer
+
+
+def load_pretrain_config(name_or_path: str = "pretrain-tiny",
+                         overrides: list[str] | None = None) -> dict[str, Any]:
+    """Read a pretraining YAML (a preset name or a path) and apply ``key.sub=value`` overrides."""
+    path = find_config(name_or_path)
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    raw = apply_overrides(raw, overrides)
+    for section in ("world", "tokenizer", "model", "training"):
+        if not isinstance(raw.get(section), dict):
+            raise ConfigError(f"{path}: section '{section}' is missing or not a mapping")
+    return raw
+
+
+def world_from_config(cfg: dict[str, Any]) -> World:
+    """The made-up world a pretraining config describes."""
+    return make_world(seed=cfg.get("seed", 0), **cfg["world"])
+
+
+def build_model(model_cfg: dict[str, Any], tokenizer: PreTrainedTokenizerFast, seed: int) -> LlamaForCausalLM:
+    """A randomly initialised Llama whose vocabulary and special tokens match ``tokenizer``."""
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **model_cfg,
+    )
+    return LlamaForCausalLM(config)
+
+
+def pack_documents(documents: list[str], tokenizer: PreTrainedTokenizerFast, seq_len: int) -> torch.Tensor:
+    """Tokenise documents as ``<s> text </s>``, concatenate them and cut rows of ``seq_len``.
+
+    Returns:
+        LongTensor (n_rows, seq_len); the tail that does not fill a row is dropped.
+    """
+    ids: list[int] = []
+    for row in tokenizer(documents, add_special_tokens=False)["input_ids"]:
+        ids.append(tokenizer.bos_token_id)
+        ids.extend(row)
+        ids.append(tokenizer.eos_token_id)
+    n_rows = len(ids) // seq_len
+    return torch.tensor(ids[: n_rows * seq_len], dtype=torch.long).view(n_rows, seq_len)
+
+
+def lr_at(step: int, peak: float, warmup: int, total: int, min_ratio: float) -> float:
+    """Linear warmup to ``peak``, then cosine decay to ``min_ratio * peak``."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return peak * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def pretrain(cfg: dict[str, Any], output_dir: str | os.PathLike[str] | None = None,
+             progress: bool = True) -> dict[str, Any]:
+    """Generate the corpus, train the tokenizer, pretrain the model and save everything.
+
+    Args:
+        cfg: a pretraining config (see ``configs/pretrain-tiny.yaml``).
+        output_dir: where to save; default ``cfg["output_dir"]``.
+        progress: show a tqdm bar.
+
+    Returns:
+        A summary: parameters, tokens seen, seconds, first and last loss, the folder.
+    """
+    seed = int(cfg.get("seed", 0))
+    tcfg = cfg["training"]
+    if tcfg.get("num_threads"):
+        torch.set_num_threads(int(tcfg["num_threads"]))
+    random.seed(seed)
+    torch.manual_seed(seed)
+    out = resolve_path(output_dir or cfg.get("output_dir", "data/tiny-llama"))
+    start = time.perf_counter()
+
+    world = world_from_config(cfg)
+    tok_docs = make_corpus(world, int(cfg["tokenizer"]["n_documents"]), seed=seed)
+    tokenizer = train_tokenizer(tok_docs, vocab_size=int(cfg["tokenizer"]["vocab_size"]))
+
+    seq_len, batch_size, max_steps = int(tcfg["seq_len"]), int(tcfg["batch_size"]), int(tcfg["max_steps"])
+    needed = seq_len * batch_size * max_steps
+    # Generate documents until the packed rows cover every step once (one epoch).
+    avg = sum(len(x) + 2 for x in tokenizer(tok_docs[:1000], add_special_tokens=False)["input_ids"]) / 1000
+    documents = make_corpus(world, int(needed / avg * 1.02) + 100, seed=seed + 1)
+    rows = pack_documents(documents, tokenizer, seq_len)
+    if len(rows) < batch_size * max_steps:
+        rows = rows.repeat(math.ceil(batch_size * max_steps / len(rows)), 1)
+    rows = rows[torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed))]
+
+    model = build_model(cfg["model"], tokenizer, seed)
+    n_params = sum(p.numel() for p in model.parameters())
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": float(tcfg["weight_decay"])},
+         {"params": no_decay, "weight_decay": 0.0}],
+        lr=float(tcfg["learning_rate"]), betas=(0.9, 0.95),
+    )
+    log: list[dict[str, float]] = []
+    model.train()
+    bar = tqdm(range(max_steps), desc="pretraining", disable=not progress)
+    for step in bar:
+        lr = lr_at(step, float(tcfg["learning_rate"]), int(tcfg["warmup_steps"]), max_steps,
+                   float(tcfg["min_lr_ratio"]))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch = rows[step * batch_size:(step + 1) * batch_size]  # (B, T)
+        loss = model(input_ids=batch, labels=batch).loss  # labels are shifted inside the model
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), float(tcfg["max_grad_norm"]))
+        optimizer.step()
+        if step % int(tcfg["log_every"]) == 0 or step == max_steps - 1:
+            log.append({"step": step + 1, "loss": round(loss.item(), 4), "lr": lr})
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    seconds = time.perf_counter() - start
+
+    model.eval()
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, do_sample=False, max_new_tokens=32,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    save_tokenizer(tokenizer, out)
+    summary = {
+        "parameters": n_params,
+        "tokens_seen": needed,
+        "seconds": round(seconds, 1),
+        "first_loss": log[0]["loss"],
+        "last_loss": log[-1]["loss"],
+    }
+    # The log travels with the model (the book plots it); it holds no machine paths.
+    (out / "pretrain_log.json").write_text(
+        json.dumps({"config": cfg, "summary": summary, "log": log}, indent=1, ensure_ascii=False),
+        encoding="utf-8",
+    )
+    return {**summary, "output_dir": str(out)}
+
+
+def pretrain_cli(args: argparse.Namespace) -> int:
+    """``ift-tutorial pretrain``: args has ``config``, ``output_dir`` and ``overrides``."""
+    cfg = load_pretrain_config(args.config, args.overrides)
+    summary = pretrain(cfg, args.output_dir)
+    print(json.dumps(summary, indent=2))
+    return 0

@@ -1,0 +1,270 @@
+"""QLoRA instruction tuning: TRL's ``SFTTrainer`` on a 4-bit base model with a LoRA adapter.
+
+:func:`train` is what ``ift-tutorial train`` runs, for the tiny preset on a CPU and
+for a 7B preset on a GPU alike:
+
+1. load the base model in 4-bit NF4 and its tokenizer (:mod:`ift_tutorial.loading`);
+2. evaluate the base model (exact match, perplexity): the "before" numbers;
+3. wrap it with a LoRA adapter and train on the assistant tokens only;
+4. save the adapter (a standard PEFT folder), the log and the loss curve;
+5. evaluate again: the "after" numbers, all written to ``metrics.json``.
+
+Checkpoints are written every ``training.save_steps`` steps; running the same
+command again resumes from the newest complete one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import set_seed
+
+from . import distributed
+from .checkpoints import CompleteMarkerCallback, resolve_resume
+from .config import ExperimentConfig
+from .evaluation import evaluate_model
+from .hardware import Precision, detect_precision
+from .loading import load_model, load_tokenizer
+from .plots import plot_loss
+
+logger = logging.getLogger(__name__)
+
+
+def lora_config(config: ExperimentConfig):
+    """The ``peft.LoraConfig`` of a config's ``lora`` section."""
+    from peft import LoraConfig
+
+    lc = config.lora
+    return LoraConfig(
+        r=lc.r,
+        lora_alpha=lc.alpha,
+        lora_dropout=lc.dropout,
+        target_modules=lc.target_modules,
+        use_rslora=lc.use_rslora,
+        bias=lc.bias,
+        task_type="CAUSAL_LM",
+    )
+
+
+def sft_config(config: ExperimentConfig, output_dir: str | os.PathLike[str], precision: Precision):
+    """The ``trl.SFTConfig`` of a config's ``training`` section, for this machine's precision.
+
+    ``bf16``/``fp16`` are always set explicitly: ``SFTConfig`` defaults to bf16, which on
+    a CPU or a T4 would be slow or emulated.
+    """
+    from trl import SFTConfig
+
+    t = config.training
+    return SFTConfig(
+        output_dir=str(output_dir),
+        max_steps=t.max_steps,
+        per_device_train_batch_size=t.per_device_train_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler_type,
+        warmup_steps=t.warmup_ratio,  # a value below 1 is a fraction of max_steps
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        optim=precision.optim,
+        bf16=precision.bf16,
+        fp16=precision.fp16,
+        **_checkpointing_args(SFTConfig, t.gradient_checkpointing),
+        # The loss goes on what the assistant says (EOS included), not on the prompt.
+        assistant_only_loss=True,
+        max_length=config.model.max_length,
+        packing=False,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit,
+        logging_steps=t.logging_steps,
+        logging_first_step=True,
+        seed=t.seed,
+        data_seed=t.seed,
+        report_to="none",
+        disable_tqdm=False,
+        **distributed.trainer_kwargs(),
+    )
+
+
+def _checkpointing_args(args_cls: type, enabled: bool) -> dict[str, Any]:
+    """Gradient (activation) checkpointing settings under the name this transformers uses.
+
+    transformers 5 renamed ``gradient_checkpointing`` to ``activation_checkpointing``.
+    Non-reentrant checkpointing works with frozen 4-bit layers without extra hooks.
+    """
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(args_cls)}
+    key = "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+    return {key: enabled, f"{key}_kwargs": {"use_reentrant": False} if enabled else None}
+
+
+def fp32_adapter(model: torch.nn.Module, dtype: torch.dtype) -> int:
+    """Cast trainable parameters to ``dtype`` (fp32 on a CPU); returns how many changed.
+
+    TRL casts LoRA weights to bf16 when the base model is quantised. With fp32 compute
+    (a CPU) that only makes the optimizer's updates coarser, so we undo it.
+    """
+    n = 0
+    for p in model.parameters():
+        if p.requires_grad and p.dtype != dtype:
+            p.data = p.data.to(dtype)
+            n += 1
+    return n
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
+
+
+def _eval_summary(report: dict[str, Any], when: str) -> dict[str, Any]:
+    return {
+        f"exact_match_{when}": report.get("exact_match"),
+        f"exact_match_by_task_{when}": report.get("exact_match_by_task"),
+        f"perplexity_{when}": report.get("perplexity"),
+    }
+
+
+def _write_predictions(path: Path, before: dict[str, Any], after: dict[str, Any]) -> None:
+    """One JSON line per held-out question: prompt, reference, answer before and after."""
+    b, a = before.get("predictions") or [], after.get("predictions") or []
+    with path.open("w", encoding="utf-8") as fh:
+        for rb, ra in zip(b, a):
+            row = {k: rb[k] for k in ("task", "lang", "prompt", "reference")}
+            row.update(before=rb["prediction"], after=ra["prediction"],
+                       correct_before=rb["correct"], correct_after=ra["correct"])
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def train(
+    config: ExperimentConfig,
+    output_dir: str | os.PathLike[str],
+    resume: str = "auto",
+    evaluate: bool = True,
+) -> dict[str, Any]:
+    """QLoRA-tune ``config``'s base model on its instruction data.
+
+    Args:
+        config: the experiment (model, lora, data, training sections).
+        output_dir: where checkpoints (``checkpoint-N/``), the adapter (``adapter/``),
+            ``log.json``, ``loss.png`` and ``metrics.json`` go.
+        resume: "auto" (newest complete checkpoint in ``output_dir``, if any), "never",
+            or a checkpoint folder.
+        evaluate: measure exact match and perplexity before and after tuning.
+
+    Returns:
+        The metrics (also written to ``output_dir/metrics.json``).
+    """
+    from trl import SFTTrainer
+
+    from .instruction_data import prepare_dataset
+
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t = config.training
+    if t.num_threads:
+        torch.set_num_threads(t.num_threads)
+    set_seed(t.seed)
+    precision = detect_precision(config.model.compute_dtype, t.optim)
+    start = time.perf_counter()
+
+    tokenizer = load_tokenizer(config.model)
+    model = load_model(config.model)  # 4-bit NF4; CPU repacking disabled (see loading.py)
+    dataset, data_report = prepare_dataset(
+        config.data.train, tokenizer, max_length=config.model.max_length,
+        deduplicate=config.data.deduplicate, split=config.data.train_split,
+        system_prompt=config.data.system_prompt, strict=False,
+    )
+    print(data_report, flush=True)
+
+    metrics: dict[str, Any] = {"config": config.name}
+    before: dict[str, Any] = {}
+    if evaluate:
+        # The base model, exactly as training will start from it.
+        before = evaluate_model(model, tokenizer, config)
+        metrics.update(_eval_summary(before, "before"))
+        for note in before.get("skipped", []):
+            print(f"evaluation skipped: {note}", flush=True)
+        print(f"before tuning: exact match {before.get('exact_match')}, "
+              f"perplexity {before.get('perplexity')}", flush=True)
+
+    choice = resolve_resume(out, resume)
+    sync = distributed.RankSyncCallback()
+    trainer = SFTTrainer(
+        model=model,
+        args=sft_config(config, out, precision),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=lora_config(config),
+        callbacks=[CompleteMarkerCallback(), sync],
+    )
+    if precision.compute_dtype == torch.float32:
+        fp32_adapter(trainer.model, torch.float32)
+    step_at_start = 0
+    if choice.checkpoint:
+        state = json.loads((Path(choice.checkpoint) / "trainer_state.json").read_text())
+        step_at_start = int(state.get("global_step", 0))
+        print(f"resuming from {choice.checkpoint} (step {step_at_start})", flush=True)
+    train_start = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=choice.checkpoint)
+    train_seconds = time.perf_counter() - train_start
+
+    model = trainer.model
+    main = distributed.is_main_process()
+    if main:
+        adapter_dir = out / "adapter"
+        model.save_pretrained(adapter_dir, safe_serialization=True)
+        tokenizer.save_pretrained(adapter_dir)
+        log_history = trainer.state.log_history
+        (out / "log.json").write_text(json.dumps(log_history, indent=1), encoding="utf-8")
+        import matplotlib.pyplot as plt
+
+        plt.close(plot_loss(log_history, out / "loss.png"))
+
+    after: dict[str, Any] = {}
+    if evaluate:
+        after = evaluate_model(model, tokenizer, config)
+        metrics.update(_eval_summary(after, "after"))
+        print(f"after tuning: exact match {after.get('exact_match')}, "
+              f"perplexity {after.get('perplexity')}", flush=True)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    metrics.update(
+        train_seconds=round(train_seconds, 1),
+        total_seconds=round(time.perf_counter() - start, 1),
+        steps=trainer.state.global_step,
+        resumed_from_step=step_at_start,
+        train_loss=result.training_loss,
+        final_loss=next((e["loss"] for e in reversed(trainer.state.log_history) if "loss" in e), None),
+        trainable_parameters=trainable,
+        total_parameters=total,
+        train_examples=len(dataset),
+        data_filtered=data_report.filtered,
+        n_exact_match=after.get("n_exact_match") or before.get("n_exact_match"),
+        n_perplexity=after.get("n_perplexity") or before.get("n_perplexity"),
+        skipped=sorted(set(before.get("skipped", []) + after.get("skipped", []))),
+        peak_rss_mb=round(peak_rss_mb(), 1),
+        peak_gpu_memory_mb=(round(torch.cuda.max_memory_allocated() / 2**20, 1)
+                            if torch.cuda.is_available() else None),
+        device=precision.device,
+        compute_dtype=str(precision.compute_dtype).replace("torch.", ""),
+        optim=precision.optim,
+        num_threads=torch.get_num_threads(),
+        distributed=sync.summary,
+    )
+    if main:
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False),
+                                          encoding="utf-8")
+        if evaluate and before.get("predictions") and after.get("predictions"):
+            _write_predictions(out / "predictions.jsonl", before, after)
+    return metrics

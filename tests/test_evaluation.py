@@ -1,0 +1,84 @@
+"""Greedy generation, exact match and perplexity on the tiny preset."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ift_tutorial.config import load_config
+from ift_tutorial.evaluation import (
+    assistant_labels,
+    before_after_table,
+    evaluate_config,
+    exact_match,
+    generate_responses,
+    load_for_inference,
+    perplexity,
+)
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def model_and_tokenizer():
+    return load_for_inference(load_config("tiny"))
+
+
+def test_batched_left_padded_generation_equals_one_by_one(model_and_tokenizer):
+    model, tok = model_and_tokenizer
+    convs = [[{"role": "user", "content": q}] for q in
+             ("What is 3 + 4?", "Bora 住在哪个城市？", "Reverse the word kalo, please, and be quick.")]
+    batched = generate_responses(model, tok, convs, max_new_tokens=6, batch_size=3)
+    single = [generate_responses(model, tok, [c], max_new_tokens=6)[0] for c in convs]
+    assert batched == single
+    assert all(isinstance(a, str) and "<|" not in a and "</s>" not in a for a in batched)
+    assert tok.padding_side == "left"
+
+
+def test_exact_match_fraction():
+    assert exact_match(["12", " Zandor ", "x"], ["12", "Zandor", "y"]) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError):
+        exact_match(["a"], ["a", "b"])
+
+
+def test_perplexity_counts_assistant_tokens_only(model_and_tokenizer):
+    model, tok = model_and_tokenizer
+    conv = [{"role": "user", "content": "What is 2 + 3?"}, {"role": "assistant", "content": "5"}]
+    ids, labels = assistant_labels(tok, conv)
+    assert [t for t in labels if t != -100] == [tok.convert_tokens_to_ids("5"), tok.eos_token_id]
+    report = perplexity(model, tok, [conv, conv], batch_size=2)
+    assert report["tokens"] == 4 and report["n"] == 2
+    # The same number by hand: mean NLL of the two labelled tokens.
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids])).logits[0, :-1]
+    logp = torch.log_softmax(logits.float(), -1)
+    nll = [-logp[i, t].item() for i, t in enumerate(labels[1:]) if t != -100]
+    assert report["perplexity"] == pytest.approx(math.exp(sum(nll) / len(nll)), rel=1e-4)
+
+
+def test_evaluate_config_reports_and_skips(tmp_path):
+    cfg = load_config("tiny", ["data.max_eval_examples=6", "data.eval_perplexity=null",
+                               "training.max_new_tokens=4"])
+    report = evaluate_config(cfg, adapter=None, output=str(tmp_path / "r.json"))
+    assert report["perplexity"] is None and "eval_perplexity is null" in report["skipped"][0]
+    assert report["n_exact_match"] == 6 and 0 <= report["exact_match"] <= 1
+    assert "predictions" not in report and (tmp_path / "r.json").is_file()
+
+
+def test_missing_adapter_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a PEFT adapter folder"):
+        load_for_inference(load_config("tiny"), adapter=str(tmp_path))
+
+
+def test_before_after_table():
+    df = before_after_table({
+        "exact_match_before": 0.0, "exact_match_after": 0.8,
+        "exact_match_by_task_before": {"city": 0.0, "city/en": 0.0, "lang:en": 0.0},
+        "exact_match_by_task_after": {"city": 0.9, "city/en": 0.9, "lang:en": 0.8},
+        "perplexity_before": 50.0, "perplexity_after": 20.0,
+    })
+    assert list(df.columns) == ["before", "after", "change"]
+    assert df.loc["exact match: city", "after"] == 0.9
+    assert df.loc["perplexity", "change"] == -30.0
