@@ -259,3 +259,41 @@ def test_kv_cache_bytes_of_7b_models():
     assert dtype_bytes("fp32") == 4 and dtype_bytes(torch.bfloat16) == 2
     with pytest.raises(ValueError, match="unknown dtype"):
         dtype_bytes("float12")
+
+
+# --- the encoder-decoder of chapter 3 --------------------------------------------------
+
+def test_reversal_batches_reverse_the_real_digits_only():
+    from ift_tutorial.seq2seq import BOS, EOS, PAD, SEP, as_one_sequence, reversal_batch
+
+    b = reversal_batch(32, torch.Generator().manual_seed(0))
+    for i in range(32):
+        n = int(b.lengths[i])
+        digits = b.src[i, :n].tolist()
+        assert b.src[i, n:].eq(PAD).all() and b.src_mask[i].sum() == n
+        assert b.tgt_in[i, 0] == BOS and b.tgt_in[i, 1 : n + 1].tolist() == digits[::-1]
+        assert b.tgt_out[i, :n].tolist() == digits[::-1] and b.tgt_out[i, n] == EOS
+        assert b.tgt_out[i, n + 1 :].eq(-100).all()
+    tokens, mask, target = as_one_sequence(b)
+    n = int(b.lengths[0])
+    row = tokens[0][mask[0].bool()].tolist()
+    assert row == b.src[0, :n].tolist() + [SEP] + b.src[0, :n].flip(0).tolist()
+    answer = target[0][target[0] != -100].tolist()
+    assert answer == b.src[0, :n].flip(0).tolist() + [EOS]
+
+
+def test_cross_attention_ignores_source_padding_and_learns_to_reverse():
+    from ift_tutorial.seq2seq import EncoderDecoder, reversal_batch, train_reversal
+
+    torch.manual_seed(0)
+    model = EncoderDecoder(d_model=32, num_heads=2)
+    losses = train_reversal(model, steps=40, batch_size=32)
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+    b = reversal_batch(8, torch.Generator().manual_seed(5))
+    model.eval()
+    with torch.no_grad():
+        logits, cross = model(b)
+    assert logits.shape == (8, 9, 14) and cross[0].shape == (8, 2, 9, 8)
+    pad_keys = (b.src_mask == 0)[:, None, None, :].expand_as(cross[0])
+    assert torch.all(cross[0][pad_keys] == 0)
+    torch.testing.assert_close(cross[0].sum(-1), torch.ones(8, 2, 9))
