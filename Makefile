@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 # One run's outputs (adapter, checkpoints, metrics.json, loss.png).
 RUN_DIR ?= runs/tiny
 
-.PHONY: setup train tiny-model test test-unit test-notebooks benchmarks clean
+.PHONY: setup train tiny-model test test-unit test-notebooks benchmarks clean book book-html
 
 setup:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install "$(TORCH_SPEC)"
@@ -29,6 +29,16 @@ test-unit:
 
 test-notebooks:
 	$(PYTHON) -m pytest --nbval-lax book/chapters
+
+# Execute every chapter (cached in book/_build/.jupyter_cache) and build the HTML book;
+# warnings are errors. Offline: no model hub. MPLBACKEND is unset so that the kernels draw
+# figures inline (with Agg they would draw nothing).
+book: setup book-html
+
+book-html:
+	env -u MPLBACKEND HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 \
+		TOKENIZERS_PARALLELISM=false jupyter-book build book -W --keep-going
+	@echo "open book/_build/html/index.html"
 
 benchmarks:
 	$(PYTHON) benchmarks/run_all.py

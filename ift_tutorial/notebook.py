@@ -8,8 +8,13 @@ the code of the chapters stays the same.
 
 from __future__ import annotations
 
+import os
 import random
 import sys
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import metadata
 
 import numpy as np
 import torch
@@ -40,6 +45,57 @@ PLOT_STYLE: dict[str, object] = {
 }
 
 
+#: The libraries of the fine-tuning stack, and what each one does in this book.
+STACK: dict[str, str] = {
+    "torch": "tensors, autograd, optimizers: the arithmetic of training",
+    "transformers": "model architectures, tokenizers, chat templates, loading weights",
+    "bitsandbytes": "4-bit NF4 weights and their matmuls (the Q of QLoRA), 8-bit optimizers",
+    "peft": "LoRA adapters: attach, train, save, load, merge",
+    "trl": "SFTTrainer: chat-formatted data, loss on the answers only",
+    "accelerate": "device placement, mixed precision, launching on several GPUs",
+    "datasets": "reading and mapping instruction data",
+}
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One declared dependency of the package and what is installed."""
+
+    name: str
+    specifier: str  # e.g. ">=4.56"
+    installed: str | None  # None: not installed
+    satisfied: bool
+
+
+def library_versions(names: Iterable[str] = STACK) -> dict[str, str | None]:
+    """Installed version of each distribution, None where missing (nothing is imported)."""
+    versions: dict[str, str | None] = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def check_requirements(distribution: str = "ift-tutorial") -> list[Requirement]:
+    """Compare the package's declared dependencies with what is installed.
+
+    Only unconditional requirements are checked (extras such as ``[dev]`` are skipped).
+    """
+    from packaging.requirements import Requirement as _Req
+
+    result = []
+    for line in metadata.requires(distribution) or []:
+        req = _Req(line)
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        installed = library_versions([req.name])[req.name]
+        ok = installed is not None and req.specifier.contains(installed, prereleases=True)
+        result.append(Requirement(req.name, str(req.specifier), installed, ok))
+    return result
+
+
 def in_colab() -> bool:
     """True inside a Google Colab runtime (its ``google.colab`` module is loaded there)."""
     return "google.colab" in sys.modules
@@ -68,6 +124,16 @@ def set_plot_style() -> None:
     matplotlib.rcParams.update(PLOT_STYLE)
 
 
+def quiet_progress_bars() -> None:
+    """Hide the model-loading progress bars of ``transformers`` and the hub.
+
+    For the tiny preset, loading takes a fraction of a second and the bars would only
+    clutter the book's pages. Set before ``transformers`` is imported (the setup cell
+    comes first); an explicit ``HF_HUB_DISABLE_PROGRESS_BARS`` wins.
+    """
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
 def setup_notebook(default: str = "tiny", seed: int = 0) -> str:
     """Choose the preset, print one line about the machine, seed, style the plots.
 
@@ -90,7 +156,8 @@ def setup_notebook(default: str = "tiny", seed: int = 0) -> str:
             f"presets in configs/: {', '.join(known) or 'none found'}"
         )
     print(f"ift-tutorial {__version__} | preset {preset} | {describe_hardware()}")
-    if needs_gpu(load_config(preset)) and not torch.cuda.is_available():
+    big = needs_gpu(load_config(preset))
+    if big and not torch.cuda.is_available():
         if in_colab():
             print(COLAB_GPU_HELP)
         raise UserFacingError(
@@ -98,6 +165,10 @@ def setup_notebook(default: str = "tiny", seed: int = 0) -> str:
             + (COLAB_GPU_HELP if in_colab() else "Run it on a GPU machine or in Colab, "
                "or unset IFT_PRESET to use the tiny preset on this CPU.")
         )
+    if not big:
+        quiet_progress_bars()  # a 7B preset keeps them: its first run downloads ~15 GB
+    # Without ipywidgets, tqdm draws text bars and warns about it on import: cosmetic.
+    warnings.filterwarnings("ignore", message="IProgress not found")
     seed_everything(seed)
     set_plot_style()
     return preset

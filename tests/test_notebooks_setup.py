@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import types
@@ -26,6 +27,9 @@ def presets(tmp_path, monkeypatch):
     (tmp_path / "notes.yaml").write_text("just: a file without a model section\n")
     monkeypatch.setattr(config_module, "CONFIGS_DIR", tmp_path)
     monkeypatch.delenv("IFT_PRESET", raising=False)
+    # setup_notebook sets this variable; recording it here makes monkeypatch restore it.
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "")
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS")
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
     return tmp_path
 
@@ -92,3 +96,33 @@ def test_plot_style_is_applied(presets, monkeypatch):
     notebook.setup_notebook()
     assert list(matplotlib.rcParams["figure.figsize"]) == [7.0, 4.0]
     assert matplotlib.rcParams["axes.spines.top"] is False
+
+
+def test_library_versions_reads_installed_and_missing():
+    versions = notebook.library_versions(["torch", "surely-not-installed-dist"])
+    assert versions["torch"].split("+")[0] == torch.__version__.split("+")[0]
+    assert versions["surely-not-installed-dist"] is None
+    assert set(notebook.library_versions()) == set(notebook.STACK)
+
+
+def test_check_requirements_flags_too_old_and_missing(monkeypatch):
+    declared = ["torch>=2.4", "oldlib>=2.0", "gone>=1", 'pytest>=8; extra == "dev"']
+    monkeypatch.setattr(notebook.metadata, "requires", lambda dist: declared)
+    installed = {"torch": "2.13.0+cpu", "oldlib": "1.9", "gone": None}
+    monkeypatch.setattr(notebook, "library_versions", lambda names: {n: installed[n] for n in names})
+    result = {r.name: r for r in notebook.check_requirements()}
+    assert set(result) == {"torch", "oldlib", "gone"}  # the dev extra is not checked
+    assert result["torch"].satisfied  # a local version (+cpu) satisfies >=2.4
+    assert not result["oldlib"].satisfied and result["oldlib"].specifier == ">=2.0"
+    assert not result["gone"].satisfied and result["gone"].installed is None
+
+
+def test_progress_bars_are_hidden_for_tiny_but_kept_for_7b(presets, monkeypatch):
+    monkeypatch.setenv("IFT_PRESET", "big-7b")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(notebook, "describe_hardware", lambda: "GPU fake")
+    notebook.setup_notebook()
+    assert "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ  # downloads show their progress
+    monkeypatch.setenv("IFT_PRESET", "tiny")
+    notebook.setup_notebook()
+    assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"

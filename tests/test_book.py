@@ -1,0 +1,255 @@
+"""The book's sources follow the notebook policy, and the built book renders.
+
+The first group reads the sources only. The second group needs the built book
+(``make book``) and, for what a browser shows, Debian's ``chromium``: it renders pages
+headless and checks that formulas are typeset by the local MathJax, that figures are
+shown and that each page's Colab button opens that page's notebook. Where the build or
+Chromium is missing these tests skip, unless ``IFT_BOOK_TESTS=1`` (CI), where they fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+CHAPTERS = BOOK / "chapters"
+HTML = BOOK / "_build" / "html"
+EXECUTED = BOOK / "_build" / "jupyter_execute"
+REQUIRE_BUILT_BOOK = os.environ.get("IFT_BOOK_TESTS") == "1"
+
+CONFIG = yaml.safe_load((BOOK / "_config.yml").read_text(encoding="utf-8"))
+REPO_URL = CONFIG["repository"]["url"]
+
+SETUP_CELL = f'''# Setup: on Colab, clone the book's repository and install the package; elsewhere nothing happens.
+import os, subprocess, sys
+REPO_URL = "{REPO_URL}"  # = repository.url in book/_config.yml
+if "google.colab" in sys.modules and not os.path.isdir("ift-tutorial"):
+    subprocess.run(["git", "clone", "--depth", "1", REPO_URL], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "ift-tutorial"], check=True)
+    sys.path.insert(0, os.path.abspath("ift-tutorial"))
+from ift_tutorial.notebook import setup_notebook
+PRESET = setup_notebook(default="tiny")  # IFT_PRESET=qwen2.5-7b selects a 7B preset on a GPU'''
+
+
+def _source(cell: dict) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def book_notebooks() -> list[Path]:
+    """Every notebook of the book's sources (not the build, not Jupyter's checkpoints)."""
+    return sorted(
+        p for p in BOOK.rglob("*.ipynb")
+        if "_build" not in p.parts and ".ipynb_checkpoints" not in p.parts
+    )
+
+
+def chapter_notebooks() -> list[Path]:
+    return sorted(CHAPTERS.glob("*.ipynb"))
+
+
+def colab_url(stem: str) -> str:
+    """The Colab address of a chapter notebook, from the repository settings of _config.yml."""
+    repo = CONFIG["repository"]
+    org_repo = repo["url"].removeprefix("https://github.com/").rstrip("/")
+    return (
+        f"{CONFIG['launch_buttons']['colab_url']}/github/{org_repo}/blob/{repo['branch']}/"
+        f"{repo['path_to_book']}/chapters/{stem}.ipynb"
+    )
+
+
+def toc_files() -> list[str]:
+    """Every ``file`` entry of _toc.yml, the root first."""
+    toc = yaml.safe_load((BOOK / "_toc.yml").read_text(encoding="utf-8"))
+    files = [toc["root"]]
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(node["file"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk({k: v for k, v in toc.items() if k != "root"})
+    return files
+
+
+def test_there_are_chapters():
+    assert len(chapter_notebooks()) >= 10
+
+
+@pytest.mark.parametrize("path", book_notebooks(), ids=lambda p: p.name)
+def test_committed_notebooks_have_stripped_outputs(path):
+    nb = _read(path)
+    dirty = [
+        i for i, cell in enumerate(nb["cells"])
+        if cell["cell_type"] == "code" and (cell.get("outputs") or cell.get("execution_count") is not None)
+    ]
+    assert not dirty, (
+        f"{path.relative_to(ROOT)}: cells {dirty} have outputs or execution counts; clear them "
+        "(jupyter nbconvert --clear-output --inplace) before committing"
+    )
+    assert nb["metadata"].get("kernelspec", {}).get("name") == "python3", f"{path.name}: kernel must be python3"
+
+
+@pytest.mark.parametrize("path", chapter_notebooks(), ids=lambda p: p.name)
+def test_chapter_starts_with_title_badge_and_setup_cell(path):
+    cells = _read(path)["cells"]
+    title, setup = cells[0], cells[1]
+    assert title["cell_type"] == "markdown"
+    first_line = _source(title).splitlines()[0]
+    if path.stem[:2].isdigit():
+        assert first_line.startswith(f"# Chapter {int(path.stem[:2])}: "), first_line
+    else:
+        assert first_line.startswith("# Appendix"), first_line
+    badge = f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(path.stem)})"
+    assert badge in _source(title), f"{path.name}: the Colab badge must link to {colab_url(path.stem)}"
+    assert setup["cell_type"] == "code"
+    assert f'REPO_URL = "{REPO_URL}"' in _source(setup), "REPO_URL must equal repository.url of _config.yml"
+    assert _source(setup).strip() == SETUP_CELL, f"{path.name}: the setup cell differs from the book's convention"
+
+
+def test_every_toc_entry_exists_and_every_chapter_is_listed():
+    files = toc_files()
+    missing = [f for f in files if not any((BOOK / f"{f}{ext}").is_file() for ext in (".md", ".ipynb"))]
+    assert not missing, f"_toc.yml lists files that do not exist: {missing}"
+    assert len(files) == len(set(files)), "a file is listed twice in _toc.yml"
+    listed = {f for f in files if f.startswith("chapters/")}
+    unlisted = [p.name for p in chapter_notebooks() if f"chapters/{p.stem}" not in listed]
+    assert not unlisted, f"chapter notebooks missing from _toc.yml: {unlisted}"
+
+
+def test_config_executes_with_cache_and_serves_mathjax_locally():
+    assert CONFIG["execute"]["execute_notebooks"] == "cache"
+    assert CONFIG["only_build_toc_files"] is True
+    assert "://" not in CONFIG["sphinx"]["config"]["mathjax_path"]
+    assert CONFIG["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+
+
+# --- The built book -----------------------------------------------------------------
+
+
+def _require(condition: bool, reason: str) -> None:
+    """Skip (or, with IFT_BOOK_TESTS=1, fail) when the built book or a browser is missing."""
+    if condition:
+        return
+    if REQUIRE_BUILT_BOOK:
+        pytest.fail(reason + " (IFT_BOOK_TESTS=1)")
+    pytest.skip(reason)
+
+
+def chromium() -> str | None:
+    return os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def built():
+    _require((HTML / "index.html").is_file(), "the book is not built: run `make book` first")
+    return HTML
+
+
+def chapter_pages(html: Path) -> dict[str, Path]:
+    return {p.stem: p for p in sorted((html / "chapters").glob("*.html"))}
+
+
+@cache
+def _dump_dom(page: Path) -> str:
+    """The DOM after scripts ran (MathJax included), from headless Chromium."""
+    with tempfile.TemporaryDirectory() as profile:
+        result = subprocess.run(
+            [
+                chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", f"--user-data-dir={profile}", "--virtual-time-budget=10000",
+                "--dump-dom", page.as_uri(),
+            ],
+            capture_output=True, text=True, timeout=120, check=False,
+        )
+    assert result.returncode == 0 and "</html>" in result.stdout, (
+        f"chromium failed on {page}: {result.stderr[-1000:]}"
+    )
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def rendered(built):
+    """Rendered DOM of every chapter page (two Chromium processes at a time)."""
+    _require(chromium() is not None, "chromium is not installed (Debian: apt-get install chromium)")
+    pages = chapter_pages(built)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        doms = dict(zip(pages, pool.map(_dump_dom, pages.values())))
+    return doms
+
+
+def test_built_pages_load_no_script_from_the_network(built):
+    remote = {}
+    for page in built.rglob("*.html"):
+        srcs = re.findall(r'<script[^>]*\ssrc="([^"]+)"', page.read_text(encoding="utf-8"))
+        bad = [s for s in srcs if "://" in s or s.startswith("//")]
+        if bad:
+            remote[str(page.relative_to(built))] = bad
+    assert not remote, f"pages load scripts from the network: {remote}"
+    assert (built / "_static" / "mathjax" / "tex-chtml.js").is_file(), "the local MathJax was not copied"
+
+
+def _math_count(static_html: str) -> int:
+    return len(re.findall(r'class="math notranslate nohighlight"', static_html))
+
+
+def test_formulas_are_typeset_by_the_local_mathjax(built, rendered):
+    pages = chapter_pages(built)
+    with_math = {stem: _math_count(p.read_text(encoding="utf-8")) for stem, p in pages.items()}
+    with_math = {stem: n for stem, n in with_math.items() if n}
+    assert "appendix_errata" in with_math, "the errata appendix has formulas: they were not found"
+    for stem, n in with_math.items():
+        static = pages[stem].read_text(encoding="utf-8")
+        assert "_static/mathjax/tex-chtml.js" in static, f"{stem}: MathJax is not loaded from the book"
+        dom = rendered[stem]
+        typeset = dom.count("<mjx-container")
+        assert typeset >= n, f"{stem}: {n} formulas in the page, {typeset} typeset by MathJax"
+        assert "<mjx-merror" not in dom, f"{stem}: MathJax reports a TeX error"
+
+
+def _png_outputs(executed: Path) -> int:
+    nb = _read(executed)
+    return sum(
+        "image/png" in out.get("data", {})
+        for cell in nb["cells"] if cell["cell_type"] == "code"
+        for out in cell.get("outputs", [])
+    )
+
+
+def test_figures_are_shown(built, rendered):
+    figures = {p.stem: _png_outputs(p) for p in sorted((EXECUTED / "chapters").glob("*.ipynb"))}
+    figures = {stem: n for stem, n in figures.items() if n}
+    assert "appendix_errata" in figures, "the errata appendix draws a loss curve: no figure found"
+    for stem, n in figures.items():
+        srcs = re.findall(r'<img[^>]*\ssrc="(\.\./_images/[^"]+\.png)"', rendered[stem])
+        assert len(srcs) >= n, f"{stem}: {n} figures executed, {len(srcs)} shown"
+        for src in srcs:
+            assert (built / "chapters" / src).resolve().is_file(), f"{stem}: {src} is missing"
+
+
+def test_colab_button_opens_the_pages_own_notebook(built, rendered):
+    for stem, dom in rendered.items():
+        links = set(re.findall(r'href="(https://colab\.research\.google\.com/github/[^"]+)"', dom))
+        assert links == {colab_url(stem)}, f"{stem}: Colab links {sorted(links)}"
