@@ -1,0 +1,139 @@
+"""Two CPU ranks (gloo) train the tiny preset through the unchanged ``ift-tutorial train``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ift_tutorial import distributed
+from ift_tutorial.config import load_config
+from ift_tutorial.paths import PROJECT_ROOT
+
+OVERRIDES = [
+    "training.max_steps=2",
+    "training.save_steps=2",
+    "training.per_device_train_batch_size=4",
+    "training.logging_steps=1",
+    "training.num_threads=2",  # a budget for the machine: one thread per rank
+]
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ddp")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           "--nproc_per_node", "2", "-m", "ift_tutorial.cli", "train", "--config", "tiny",
+           "--output-dir", str(out), "--no-eval"]
+    for o in OVERRIDES:
+        cmd += ["--set", o]
+    proc = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return out
+
+
+def test_two_ranks_form_one_gloo_group(ddp_run: Path) -> None:
+    d = json.loads((ddp_run / "metrics.json").read_text())["distributed"]
+    assert d["world_size"] == 2
+    assert d["backend"] == "gloo"
+    assert d["launcher"] == "torchrun"
+    assert d["global_batch_size"] == 4 * 1 * 2
+
+
+def test_adapters_identical_across_ranks(ddp_run: Path) -> None:
+    d = json.loads((ddp_run / "metrics.json").read_text())["distributed"]
+    for key in ("adapter_sha256_step1", "adapter_sha256_final"):
+        assert len(d[key]) == 2 and d[key][0] == d[key][1], key
+    # ...and the adapter changed during training (the digests are not of a frozen tensor).
+    assert d["adapter_sha256_step1"][0] != d["adapter_sha256_final"][0]
+
+
+def test_each_step_consumes_the_global_batch(ddp_run: Path) -> None:
+    # The trainer's epoch counter measures how much data a step used: with 2 ranks x 4
+    # examples, 2 steps cover 16 examples of the training set.
+    metrics = json.loads((ddp_run / "metrics.json").read_text())
+    log = json.loads((ddp_run / "log.json").read_text())
+    epoch = max(e["epoch"] for e in log if "epoch" in e)
+    assert epoch * metrics["train_examples"] == pytest.approx(2 * 8, abs=0.05)
+
+
+def test_both_ranks_checkpoint_and_rank0_marks_complete(ddp_run: Path) -> None:
+    ck = ddp_run / "checkpoint-2"
+    assert (ck / "rng_state_0.pth").is_file() and (ck / "rng_state_1.pth").is_file()
+    listed = json.loads((ck / "COMPLETE").read_text())["files"]
+    assert {"rng_state_0.pth", "rng_state_1.pth", "adapter_model.safetensors"} <= set(listed)
+
+
+def test_only_rank0_writes_outputs(tmp_path: Path, monkeypatch) -> None:
+    # Run the real training in this process as if it were rank 1.
+    from ift_tutorial.training import train
+
+    monkeypatch.setattr(distributed, "is_main_process", lambda: False)
+    cfg = load_config("tiny", OVERRIDES + ["training.max_steps=1", "training.save_steps=1",
+                                           "training.num_threads=1"])
+    metrics = train(cfg, tmp_path, resume="never", evaluate=False)
+    assert metrics["steps"] == 1
+    written = {p.name for p in tmp_path.iterdir()}
+    assert not written & {"adapter", "metrics.json", "log.json", "loss.png"}, written
+    # The trainer itself saved (it thinks it is process 0), but no marker came from "rank 1".
+    assert not (tmp_path / "checkpoint-1" / "COMPLETE").exists()
+
+
+# --- the helpers, one process ---------------------------------------------------------
+
+
+def test_global_batch_size() -> None:
+    assert distributed.global_batch_size(2, 8, 1) == 16
+    assert distributed.global_batch_size(2, 8, 4) == 64
+    assert distributed.global_batch_size(2, 2, 4) == 16  # 4 GPUs, same global batch as 1
+
+
+def test_rank_from_launcher_environment(monkeypatch) -> None:
+    assert distributed.world_size() == 1 and distributed.is_main_process()
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert distributed.world_size() == 4 and distributed.rank() == 3
+    assert not distributed.is_main_process()
+    assert distributed.threads_per_rank(4) == 2 and distributed.threads_per_rank(1) == 1
+    assert distributed.threads_per_rank(None) is None
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU settings")
+def test_cpu_trainer_settings(monkeypatch) -> None:
+    assert distributed.device_map() == {"": "cpu"}
+    single = distributed.trainer_kwargs()
+    assert single["use_cpu"] is True and "ddp_backend" not in single
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    multi = distributed.trainer_kwargs()
+    assert multi["ddp_backend"] == "gloo" and multi["ddp_find_unused_parameters"] is False
+
+
+def test_digest_sees_one_changed_bit() -> None:
+    model = torch.nn.Linear(4, 4)
+    model.bias.requires_grad_(False)
+    before = distributed.trainable_digest(model)
+    bits = model.weight.data.view(torch.int32)
+    bits[0, 0] ^= 1  # flip the lowest mantissa bit of one weight
+    assert distributed.trainable_digest(model) != before
+    flipped = distributed.trainable_digest(model)
+    model.bias.data += 1  # frozen parameters are not part of the adapter
+    assert distributed.trainable_digest(model) == flipped
+
+
+def test_rank_sync_refuses_a_missing_process_group(monkeypatch) -> None:
+    # The launcher started 2 processes but the trainer formed no group: each would train
+    # alone on the same batches. The callback stops that before the first step.
+    from types import SimpleNamespace
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    args = SimpleNamespace(world_size=1, per_device_train_batch_size=4,
+                           gradient_accumulation_steps=1)
+    with pytest.raises(RuntimeError, match="no process group"):
+        distributed.RankSyncCallback().on_train_begin(args, None, None)
+
