@@ -44,4 +44,4 @@ benchmarks:
 	$(PYTHON) benchmarks/run_all.py
 
 clean:
-	rm -rf runs book/_build .jupyter_cache
+	rm -rf runs book/_build
