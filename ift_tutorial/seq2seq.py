@@ -205,7 +205,7 @@ def as_one_sequence(batch: ReversalBatch) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def train_reversal(
-    model: nn.Module, steps: int = 200, batch_size: int = 64, lr: float = 3e-3, seed: int = 0
+    model: nn.Module, steps: int = 120, batch_size: int = 64, lr: float = 1e-2, seed: int = 0
 ) -> list[float]:
     """Train either model on random reversal batches; returns the loss of every step."""
     torch.manual_seed(seed)
@@ -249,3 +249,44 @@ def exact_match(model: nn.Module, n: int = 500, seed: int = 1) -> float:
     pred = logits.argmax(-1)
     ok = ((pred == target) | (target == -100)).all(dim=1)
     return float(ok.float().mean())
+
+
+@torch.no_grad()
+def attention_maps(model: nn.Module, batch: ReversalBatch) -> list[Tensor]:
+    """Per example, the head-averaged weights that connect answer and source.
+
+    For the encoder–decoder: its cross-attention, rows = the n + 1 decoder positions,
+    columns = the n real source digits. For the decoder-only model: its last layer's
+    self-attention restricted to the rows that predict the answer (the separator and
+    the answer digits) and the columns of the prompt's digits. Row ``i`` predicts the
+    answer's ``i``-th token, which copies source digit ``n - 1 - i``.
+
+    Returns:
+        One (n + 1, n) tensor per example.
+    """
+    model.eval()
+    maps = []
+    if isinstance(model, EncoderDecoder):
+        _, cross = model(batch)
+        avg = cross[-1].mean(1)  # (B, T, S)
+        for i, n in enumerate(batch.lengths.tolist()):
+            maps.append(avg[i, : n + 1, :n])
+        return maps
+    tokens, mask, _ = as_one_sequence(batch)
+    _, weights = model(tokens, mask)
+    avg = weights[-1].mean(1)  # (B, T, T)
+    for i, n in enumerate(batch.lengths.tolist()):
+        real = mask[i].bool()
+        w = avg[i][real][:, real]  # prompt = n digits + SEP, then the answer
+        maps.append(w[n : 2 * n + 1, :n])
+    return maps
+
+
+def copy_alignment(maps: list[Tensor]) -> float:
+    """Share of answer digits whose most-attended source position is the digit to copy."""
+    hits, total = 0, 0
+    for w in maps:
+        n = w.shape[1]
+        hits += int((w[:n].argmax(-1) == torch.arange(n - 1, -1, -1)).sum())
+        total += n
+    return hits / total

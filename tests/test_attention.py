@@ -297,3 +297,12 @@ def test_cross_attention_ignores_source_padding_and_learns_to_reverse():
     pad_keys = (b.src_mask == 0)[:, None, None, :].expand_as(cross[0])
     assert torch.all(cross[0][pad_keys] == 0)
     torch.testing.assert_close(cross[0].sum(-1), torch.ones(8, 2, 9))
+
+
+def test_copy_alignment_counts_the_anti_diagonal():
+    from ift_tutorial.seq2seq import copy_alignment
+
+    perfect = torch.eye(4).flip(1)  # row i attends to source position 3 - i
+    perfect = torch.cat([perfect, torch.full((1, 4), 0.25)])  # the EOS row is not counted
+    assert copy_alignment([perfect]) == 1.0
+    assert copy_alignment([torch.eye(4)]) == 0.0  # copying in order is not reversing
