@@ -79,6 +79,8 @@ def scaled_dot_product_attention(
 ) -> tuple[Tensor, Tensor]:
     """softmax(Q K^T * scale + mask) V, with the weights returned for inspection.
 
+    PyTorch's ``dropout_p`` is left out: the models in this book use no attention dropout.
+
     Args:
         query: (..., H, L, E) or (..., L, E).
         key: (..., H_kv, S, E); ``H_kv == H`` unless ``enable_gqa``.
