@@ -173,7 +173,8 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     t = config.training
     if t.num_threads:
-        torch.set_num_threads(t.num_threads)
+        # a budget for the machine: ranks launched together on it share the threads
+        torch.set_num_threads(distributed.threads_per_rank(t.num_threads))
     set_seed(t.seed)
     precision = detect_precision(config.model.compute_dtype, t.optim)
     start = time.perf_counter()
@@ -198,11 +199,12 @@ def train(
         print(f"before tuning: exact match {before.get('exact_match')}, "
               f"perplexity {before.get('perplexity')}", flush=True)
 
-    choice = resolve_resume(out, resume)
+    args = sft_config(config, out, precision)  # also forms the process group under a launcher
+    choice = resolve_resume(out, resume)  # after it, so that the ranks agree (barriers)
     sync = distributed.RankSyncCallback()
     trainer = SFTTrainer(
         model=model,
-        args=sft_config(config, out, precision),
+        args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=lora_config(config),

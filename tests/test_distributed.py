@@ -37,7 +37,9 @@ def ddp_run(tmp_path_factory) -> Path:
 
 
 def test_two_ranks_form_one_gloo_group(ddp_run: Path) -> None:
-    d = json.loads((ddp_run / "metrics.json").read_text())["distributed"]
+    metrics = json.loads((ddp_run / "metrics.json").read_text())
+    assert metrics["num_threads"] == 1  # training.num_threads=2 shared by the 2 ranks
+    d = metrics["distributed"]
     assert d["world_size"] == 2
     assert d["backend"] == "gloo"
     assert d["launcher"] == "torchrun"
