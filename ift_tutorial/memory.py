@@ -1,0 +1,488 @@
+"""Where the GPU memory of a QLoRA run goes, component by component.
+
+The planner counts a model's parameters on PyTorch's ``meta`` device (shapes only,
+no memory, nothing downloaded) and turns them into bytes:
+
+- **4-bit base weights**: every ``nn.Linear`` of the decoder layers (not the output
+  head), half a byte per weight, plus their quantisation constants (one fp32 absmax
+  per block of 64, or with double quantisation one byte per block plus one fp32 per
+  256 blocks; see :mod:`ift_tutorial.quantization`).
+- **16-bit parts**: embeddings, output head, norms and biases stay in the compute
+  dtype (bitsandbytes quantises only linear weights; the head is left out because
+  its errors would land directly on the logits).
+- **LoRA**: r * (in + out) parameters per adapted layer and their gradients. PEFT
+  makes them fp32; TRL's ``SFTTrainer`` casts them to bf16 when the base is
+  quantised (QLoRA's recipe), so on a GPU they take 2 bytes each, on the CPU
+  (fp32 compute, where the project casts them back) 4. Then the optimizer states: AdamW keeps two fp32
+  moments (8 bytes per parameter), 8-bit AdamW two bytes plus block constants.
+- **Activations** (an estimate): what autograd keeps for the backward pass. Per
+  decoder layer and token, a Llama/Qwen block with LoRA on every linear layer keeps
+  about ``(56 + 3e) h + (8 + 3e) i + 31 r`` bytes (e: bytes of the compute dtype,
+  h: hidden size, i: MLP width, r: LoRA rank). The coefficients count the tensors
+  saved for backward by the transformers + PEFT + bitsandbytes code path, measured
+  with ``torch.autograd.graph.saved_tensors_hooks`` (fp32 copies made by the RMSNorm
+  and by the fp32 adapters dominate, not the 16-bit matmul inputs). Attention uses
+  SDPA/flash kernels that keep no seq x seq matrix. With gradient checkpointing
+  only each layer's input (``e h`` bytes per token) is kept, and one layer at a
+  time is recomputed in the backward pass.
+- **Logits**: the loss is computed in fp32 over the whole vocabulary; in its
+  backward pass the saved log-probabilities, their gradient and the logits'
+  gradient coexist: about 12 bytes x tokens x vocabulary. With Qwen's 152k-token
+  vocabulary this is often the largest activation of all.
+- **Workspace**: bitsandbytes dequantises one weight matrix at a time to the compute
+  dtype for each matmul.
+- **Overhead**: the CUDA context, cuBLAS workspaces and allocator slack (a fixed
+  allowance; PyTorch's ``max_memory_allocated`` does not see it, ``nvidia-smi`` does).
+
+"GB" in this module means GiB (2**30 bytes), the unit PyTorch and ``nvidia-smi``
+report. All numbers are estimates for planning; ``ift-tutorial dry-run`` measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import ConfigError, ExperimentConfig, LoraSettings, load_config
+from .quantization import constant_bits_per_param
+
+GiB = 2**30
+
+#: Usable memory of common training GPUs, in GiB (what ``torch.cuda`` reports).
+GPUS: dict[str, float] = {
+    "t4": 15.0,  # 16 GB, Colab's free GPU; fp16 compute (no bf16)
+    "l4": 22.0,  # 24 GB
+    "a100-40gb": 39.4,
+    "a100-80gb": 79.2,
+    "h100": 79.1,  # 80 GB
+}
+
+#: CUDA context + cuBLAS workspace + allocator slack, in bytes (an allowance).
+CUDA_OVERHEAD_BYTES = int(0.75 * GiB)
+
+#: Optimizer state bytes per trainable parameter.
+OPTIMIZER_STATE_BYTES: dict[str, float] = {
+    "adamw_torch": 8.0,  # two fp32 moments
+    "adamw_torch_fused": 8.0,
+    "adamw_hf": 8.0,
+    "paged_adamw_32bit": 8.0,
+    "adamw_8bit": 2.0 + 8 / 256,  # two uint8 moments + an fp32 absmax per 256 values each
+    "adamw_bnb_8bit": 2.0 + 8 / 256,
+    "paged_adamw_8bit": 2.0 + 8 / 256,
+    "sgd": 0.0,  # without momentum
+}
+
+#: Components that are exact tensor sizes (the rest are estimates).
+STATIC = ("base weights (4-bit)", "quantisation constants",
+          "16-bit parts (embeddings, head, norms, biases)", "LoRA parameters",
+          "LoRA gradients", "optimizer states")
+
+#: Strategies and what they split across GPUs.
+STRATEGIES = ("single", "ddp", "fsdp", "zero3")
+
+
+@dataclass
+class ParameterBreakdown:
+    """Parameter counts of an architecture as QLoRA stores it."""
+
+    quantized_numels: list[int]  # numel of each Linear weight stored in 4 bits
+    kept_params: int  # parameters left in the compute dtype (embeddings, head, norms, biases)
+    lora_params: int  # trainable adapter parameters
+    lora_layers: int  # how many Linear layers get an adapter
+    num_layers: int
+    hidden_size: int
+    intermediate_size: int
+    vocab_size: int
+    quantized_per_layer: int  # 4-bit weights in one decoder layer
+
+    @property
+    def quantized_params(self) -> int:
+        return sum(self.quantized_numels)
+
+    @property
+    def total_params(self) -> int:
+        return self.quantized_params + self.kept_params
+
+
+def meta_model(arch_config: Any) -> nn.Module:
+    """The architecture with shapes only (PyTorch ``meta`` device: no memory used)."""
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(arch_config)
+
+
+def _is_target(name: str, target_modules: str | list[str]) -> bool:
+    if target_modules == "all-linear":
+        return True
+    targets = [target_modules] if isinstance(target_modules, str) else list(target_modules)
+    return name.split(".")[-1] in targets
+
+
+def count_parameters(arch_config: Any, lora: LoraSettings | None = None) -> ParameterBreakdown:
+    """Count what QLoRA quantises, keeps and trains, for an architecture config.
+
+    Every ``nn.Linear`` except the output head is quantised (what transformers'
+    bitsandbytes integration does); LoRA adapts the Linear layers named in
+    ``lora.target_modules`` ("all-linear": all of them except the head, as PEFT).
+    """
+    lora = lora or LoraSettings()
+    model = meta_model(arch_config)
+    head = model.get_output_embeddings()
+    quantized: list[int] = []
+    quantized_ids: set[int] = set()
+    lora_params = lora_layers = 0
+    layer0 = 0
+    for name, module in model.named_modules():
+        if not isinstance(module, nn.Linear) or module is head:
+            continue
+        quantized.append(module.weight.numel())
+        quantized_ids.add(id(module.weight))
+        if ".layers.0." in f".{name}.":
+            layer0 += module.weight.numel()
+        if _is_target(name, lora.target_modules):
+            lora_params += lora.r * (module.in_features + module.out_features)
+            lora_layers += 1
+    kept = sum(p.numel() for p in model.parameters() if id(p) not in quantized_ids)
+    if not quantized:
+        raise ConfigError("the architecture has no nn.Linear layers to quantise")
+    return ParameterBreakdown(
+        quantized_numels=quantized,
+        kept_params=kept,
+        lora_params=lora_params,
+        lora_layers=lora_layers,
+        num_layers=arch_config.num_hidden_layers,
+        hidden_size=arch_config.hidden_size,
+        intermediate_size=arch_config.intermediate_size,
+        vocab_size=arch_config.vocab_size,
+        quantized_per_layer=layer0,
+    )
+
+
+def quantized_weight_bytes(numel: int, double_quant: bool, blocksize: int = 64) -> dict[str, int]:
+    """Bytes bitsandbytes allocates for one 4-bit weight: packed codes and constants.
+
+    Constants also include the small per-tensor tables bitsandbytes keeps: the 16
+    NF4 levels (fp32) and, with double quantisation, a copy of the 256-entry 8-bit
+    code book and the fp32 offset.
+    """
+    packed = math.ceil(numel / 2)
+    blocks = math.ceil(numel / blocksize)
+    if double_quant:
+        constants = blocks + 4 * math.ceil(blocks / 256) + 4 * 256 + 4
+    else:
+        constants = 4 * blocks
+    return {"weights": packed, "constants": constants + 4 * 16}
+
+
+def activation_bytes_per_layer_token(hidden: int, intermediate: int, r: int, e: int) -> float:
+    """Estimated bytes autograd keeps per decoder layer and token (no checkpointing)."""
+    return (56 + 3 * e) * hidden + (8 + 3 * e) * intermediate + 31 * r
+
+
+@dataclass
+class MemoryPlan:
+    """A memory estimate: bytes per component, and the settings it was made for."""
+
+    components: dict[str, int]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.components.values())
+
+    @property
+    def total_gb(self) -> float:
+        return self.total_bytes / GiB
+
+    def fits(self, gpu: str, margin: float = 0.0) -> bool:
+        """True when the estimate is below the GPU's usable memory (minus ``margin`` GiB)."""
+        return self.total_gb <= gpu_memory_gb(gpu) - margin
+
+    def table(self) -> dict[str, bool]:
+        """Fit for every GPU in :data:`GPUS`."""
+        return {name: self.fits(name) for name in GPUS}
+
+    def to_dict(self, gpu: str | None = None) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "components_gb": {k: round(v / GiB, 3) for k, v in self.components.items()},
+            "components_bytes": dict(self.components),
+            "total_gb": round(self.total_gb, 3),
+            "settings": self.settings,
+            "gpus": {name: {"memory_gb": GPUS[name], "fits": ok} for name, ok in self.table().items()},
+        }
+        if gpu is not None:
+            d["gpu"] = gpu
+            d["fits"] = self.fits(gpu)
+        return d
+
+
+def gpu_memory_gb(gpu: str) -> float:
+    key = gpu.lower()
+    if key not in GPUS:
+        raise ConfigError(f"unknown GPU {gpu!r}; known: {', '.join(GPUS)}")
+    return GPUS[key]
+
+
+def plan_memory(
+    arch_config: Any,
+    *,
+    seq_len: int,
+    batch_size: int,
+    lora: LoraSettings | None = None,
+    gradient_checkpointing: bool = True,
+    optim: str = "paged_adamw_8bit",
+    compute_bytes: int = 2,
+    double_quant: bool = True,
+    load_in_4bit: bool = True,
+    adapter_bytes: int | None = None,
+    strategy: str = "single",
+    num_gpus: int = 1,
+    overhead_bytes: int = CUDA_OVERHEAD_BYTES,
+    breakdown: ParameterBreakdown | None = None,
+) -> MemoryPlan:
+    """Estimate the peak memory of one GPU (or the CPU) during QLoRA training.
+
+    Args:
+        arch_config: a ``transformers`` config (from
+            :func:`ift_tutorial.architectures.architecture_config`).
+        seq_len, batch_size: tokens per example and examples per device and step.
+        lora: rank and target modules.
+        gradient_checkpointing: keep only layer inputs and recompute the rest.
+        optim: an optimizer name of :data:`OPTIMIZER_STATE_BYTES`.
+        compute_bytes: bytes per value of the compute dtype (2: fp16/bf16; 4: fp32 on CPU).
+        double_quant: quantise the absmax constants too.
+        load_in_4bit: False plans a 16-bit LoRA run (weights in the compute dtype).
+        adapter_bytes: bytes per LoRA parameter (and gradient); default: 2 (bf16, as
+            TRL casts them for a quantised base) when ``compute_bytes`` is 2, else 4.
+        strategy: single, ddp (everything replicated), fsdp or zero3 (weights and
+            LoRA states sharded over ``num_gpus``; one layer gathered at a time).
+        overhead_bytes: CUDA context etc.; 0 when comparing with CPU tensor bytes.
+    """
+    lora = lora or LoraSettings()
+    if optim not in OPTIMIZER_STATE_BYTES:
+        raise ConfigError(f"optimizer {optim!r} unknown to the planner; known: "
+                          f"{', '.join(OPTIMIZER_STATE_BYTES)}")
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
+    if num_gpus < 1 or seq_len < 1 or batch_size < 1:
+        raise ConfigError("num_gpus, seq_len and batch_size must be at least 1")
+    b = breakdown or count_parameters(arch_config, lora)
+    if adapter_bytes is None:
+        adapter_bytes = 2 if (compute_bytes == 2 and load_in_4bit) else 4
+    shard = num_gpus if strategy in ("fsdp", "zero3") else 1
+    e = compute_bytes
+
+    if load_in_4bit:
+        parts = [quantized_weight_bytes(n, double_quant) for n in b.quantized_numels]
+        weights4 = sum(p["weights"] for p in parts)
+        constants = sum(p["constants"] for p in parts)
+    else:
+        weights4, constants = b.quantized_params * e, 0
+    kept = b.kept_params * e
+    comps: dict[str, int] = {
+        "base weights (4-bit)" if load_in_4bit else "base weights (16-bit)": weights4 // shard,
+        "quantisation constants": constants // shard,
+        "16-bit parts (embeddings, head, norms, biases)": kept // shard,
+        "LoRA parameters": b.lora_params * adapter_bytes // shard,
+        "LoRA gradients": b.lora_params * adapter_bytes // shard,
+        "optimizer states": int(b.lora_params * OPTIMIZER_STATE_BYTES[optim]) // shard,
+    }
+    tokens = seq_len * batch_size
+    per_layer = activation_bytes_per_layer_token(b.hidden_size, b.intermediate_size, lora.r, e)
+    if gradient_checkpointing:
+        # layer inputs for all layers + one layer's full activations while recomputing
+        act = tokens * (b.num_layers * e * b.hidden_size + per_layer)
+    else:
+        act = tokens * b.num_layers * per_layer
+    comps["activations"] = int(act)
+    comps["logits and loss (fp32)"] = 12 * tokens * b.vocab_size
+    # one weight matrix dequantised for a matmul (4-bit) ...
+    workspace = max(b.quantized_numels) * e if load_in_4bit else 0
+    if shard > 1:  # ... and one decoder layer gathered from all ranks
+        workspace += b.quantized_per_layer // 2 if load_in_4bit else b.quantized_per_layer * e
+    comps["matmul workspace"] = workspace
+    comps["CUDA context and overhead"] = overhead_bytes
+    settings = dict(seq_len=seq_len, batch_size=batch_size, lora_r=lora.r,
+                    target_modules=lora.target_modules, gradient_checkpointing=gradient_checkpointing,
+                    optim=optim, compute_bytes=e, double_quant=double_quant,
+                    load_in_4bit=load_in_4bit, strategy=strategy, num_gpus=num_gpus,
+                    total_params=b.total_params, quantized_params=b.quantized_params,
+                    lora_params=b.lora_params)
+    return MemoryPlan(comps, settings)
+
+
+def resolve_optim(optim: str | None, on_gpu: bool = True) -> str:
+    """The config's ``auto`` optimizer, as :func:`ift_tutorial.hardware.detect_precision` picks it."""
+    if optim in (None, "auto"):
+        return "paged_adamw_8bit" if on_gpu else "adamw_torch"
+    return optim
+
+
+def plan_for_config(
+    config: ExperimentConfig,
+    *,
+    seq_len: int | None = None,
+    batch_size: int | None = None,
+    gradient_checkpointing: bool | None = None,
+    optim: str | None = None,
+    strategy: str = "single",
+    num_gpus: int = 1,
+    on_gpu: bool = True,
+    num_layers: int | None = None,
+) -> MemoryPlan:
+    """Plan a config's run on a GPU (or ``on_gpu=False``: CPU tensors, fp32, no CUDA overhead).
+
+    ``num_layers`` cuts the architecture to its first layers (the dry run's slice).
+    """
+    from .architectures import architecture_config
+
+    arch = architecture_config(config.model.name_or_path)
+    if num_layers is not None:
+        arch.num_hidden_layers = num_layers
+    compute = config.model.compute_dtype
+    if compute == "auto":
+        e = 2 if on_gpu else 4
+    else:
+        e = 4 if compute in ("fp32", "float32") else 2
+    gc = config.training.gradient_checkpointing if gradient_checkpointing is None \
+        else gradient_checkpointing
+    return plan_memory(
+        arch,
+        seq_len=seq_len or config.model.max_length,
+        batch_size=batch_size or config.training.per_device_train_batch_size,
+        lora=config.lora,
+        gradient_checkpointing=gc,
+        optim=resolve_optim(optim or config.training.optim, on_gpu),
+        compute_bytes=e,
+        double_quant=config.model.double_quant,
+        load_in_4bit=config.model.load_in_4bit,
+        strategy=strategy,
+        num_gpus=num_gpus,
+        overhead_bytes=CUDA_OVERHEAD_BYTES if on_gpu else 0,
+    )
+
+
+def format_plan(plan: MemoryPlan, gpu: str | None = None) -> str:
+    """A plain-text table of the components and the fit on each GPU."""
+    width = max(len(k) for k in plan.components) + 2
+    lines = [f"{'component':<{width}}{'GiB':>8}"]
+    for k, v in plan.components.items():
+        lines.append(f"{k:<{width}}{v / GiB:>8.2f}")
+    lines.append(f"{'total':<{width}}{plan.total_gb:>8.2f}")
+    s = plan.settings
+    lines.append(f"(per GPU, strategy {s['strategy']}, {s['num_gpus']} GPU(s), seq_len "
+                 f"{s['seq_len']}, batch {s['batch_size']}, gradient checkpointing "
+                 f"{'on' if s['gradient_checkpointing'] else 'off'}, optimizer {s['optim']})")
+    for name, ok in plan.table().items():
+        mark = "fits" if ok else "does not fit"
+        star = "  <-" if gpu and name == gpu.lower() else ""
+        lines.append(f"  {name:<10} {GPUS[name]:>5.1f} GiB  {mark}{star}")
+    return "\n".join(lines)
+
+
+def plan_memory_cli(args: argparse.Namespace) -> int:
+    """``ift-tutorial plan-memory``: print the estimate (or JSON); exit 0 when it fits."""
+    config = load_config(args.config, args.overrides)
+    gpu_memory_gb(args.gpu)  # validate early, with the list of known GPUs
+    plan = plan_for_config(
+        config,
+        seq_len=args.seq_len,
+        batch_size=args.batch_size,
+        gradient_checkpointing=False if args.no_gradient_checkpointing else None,
+        optim=args.optim,
+        strategy=args.strategy,
+        num_gpus=args.num_gpus,
+    )
+    if args.json:
+        print(json.dumps(plan.to_dict(args.gpu), indent=2))
+    else:
+        print(f"{config.name}: {config.model.name_or_path}")
+        print(format_plan(plan, args.gpu))
+    return 0
+
+
+def plot_plan(plans: dict[str, MemoryPlan], gpu: str | None = "t4", ax=None):
+    """Stacked bars of one or more plans (label -> plan), with a GPU's memory as a line."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    labels = list(plans)
+    names = list(dict.fromkeys(k for p in plans.values() for k in p.components))
+    bottom = [0.0] * len(labels)
+    for name in names:
+        vals = [plans[l].components.get(name, 0) / GiB for l in labels]
+        ax.bar(labels, vals, bottom=bottom, label=name)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    if gpu:
+        ax.axhline(GPUS[gpu], color="k", ls="--", lw=1)
+        ax.text(len(labels) - 0.5, GPUS[gpu], f"{gpu.upper()} ({GPUS[gpu]:.0f} GiB)",
+                ha="right", va="bottom")
+    ax.set_ylabel("GiB")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return ax
+
+
+# --- measuring what a model actually holds (used by tests, benchmarks, dry run) ----
+
+
+def _storage_key(t: torch.Tensor) -> tuple[int, int]:
+    return (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+
+
+def quant_state_tensors(module: nn.Module) -> list[torch.Tensor]:
+    """The tensors of a bitsandbytes 4-bit weight's quantisation state (absmax, codes...)."""
+    qs = getattr(getattr(module, "weight", None), "quant_state", None)
+    if qs is None:
+        return []
+    out = [qs.absmax, qs.code]
+    if getattr(qs, "offset", None) is not None and torch.is_tensor(qs.offset):
+        out.append(qs.offset)
+    if getattr(qs, "state2", None) is not None:
+        out += [qs.state2.absmax, qs.state2.code]
+    return [t for t in out if torch.is_tensor(t)]
+
+
+def measure_model_bytes(model: nn.Module, optimizer: torch.optim.Optimizer | None = None
+                        ) -> dict[str, int]:
+    """Bytes a model and its optimizer actually hold, by the planner's components.
+
+    Storages shared between tensors (tied embeddings) are counted once.
+    """
+    seen: set[tuple[int, int]] = set()
+
+    def nbytes(t: torch.Tensor) -> int:
+        key = _storage_key(t)
+        if key in seen or t.device.type == "meta":
+            return 0
+        seen.add(key)
+        return t.untyped_storage().nbytes()
+
+    out = {"base weights (4-bit)": 0, "quantisation constants": 0,
+           "16-bit parts (embeddings, head, norms, biases)": 0, "LoRA parameters": 0,
+           "LoRA gradients": 0, "optimizer states": 0}
+    for module in model.modules():
+        for t in quant_state_tensors(module):
+            out["quantisation constants"] += nbytes(t)
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            out["LoRA parameters"] += nbytes(p)
+            if p.grad is not None:
+                out["LoRA gradients"] += nbytes(p.grad)
+        elif hasattr(p, "quant_state"):
+            out["base weights (4-bit)"] += nbytes(p)
+        else:
+            out["16-bit parts (embeddings, head, norms, biases)"] += nbytes(p)
+    if optimizer is not None:
+        for state in optimizer.state.values():
+            for v in state.values():
+                if torch.is_tensor(v) and v.numel() > 1:  # step counters are not memory
+                    out["optimizer states"] += nbytes(v)
+    return out
