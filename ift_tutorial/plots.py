@@ -58,3 +58,96 @@ def plot_before_after(by_task_before: dict[str, float], by_task_after: dict[str,
     if path is not None:
         fig.savefig(path, dpi=120)
     return fig
+
+
+# --- Chapter 5: what a training example looks like to the loss --------------------------
+
+
+def display_token(text: str) -> str:
+    """A token's text made visible: spaces as ``␣``, newlines as ``⏎``, tabs as ``⇥``."""
+    return text.replace(" ", "␣").replace("\n", "⏎").replace("\t", "⇥") or "∅"
+
+
+def plot_label_mask(tokens: list[str], labels: list[int], title: str = "Which tokens carry the loss",
+                    per_row: int = 10, path: str | os.PathLike[str] | None = None):
+    """One training example as a row of token boxes: grey where the label is -100, coloured
+    where the token is a target of the loss.
+
+    Args:
+        tokens: the text of each token, in order (``len(tokens) == len(labels)``).
+        labels: the label of each token: -100 (ignored by the cross-entropy) or a token id.
+        per_row: boxes per line of the figure.
+
+    Returns:
+        The matplotlib figure (one text artist per token, in order).
+    """
+    if len(tokens) != len(labels):
+        raise ValueError(f"{len(tokens)} tokens but {len(labels)} labels")
+    n_rows = max(1, -(-len(tokens) // per_row))
+    fig, ax = plt.subplots(figsize=(per_row * 0.95, 0.7 * n_rows + 0.9))
+    for i, (tok, lab) in enumerate(zip(tokens, labels)):
+        row, col = divmod(i, per_row)
+        kept = lab != -100
+        ax.text(col + 0.5, -row, display_token(tok), ha="center", va="center", fontsize=10,
+                family="monospace", color="black" if kept else "dimgray",
+                bbox=dict(boxstyle="round,pad=0.3", linewidth=0.8,
+                          facecolor="#f4a261" if kept else "#e9ecef",
+                          edgecolor="#bc6c25" if kept else "#adb5bd"))
+    ax.set_xlim(0, per_row)
+    ax.set_ylim(-n_rows + 0.4, 0.6)
+    ax.axis("off")
+    n_kept = sum(lab != -100 for lab in labels)
+    ax.set_title(f"{title}: {n_kept} of {len(labels)} tokens have a label "
+                 "(orange), the others are -100 (grey)", fontsize=10)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig
+
+
+def plot_token_lengths(lengths: dict[str, list[int]], max_length: int | None = None, bins: int = 30,
+                       path: str | os.PathLike[str] | None = None):
+    """Histograms of tokens per conversation, one panel per dataset, with the length limit.
+
+    Args:
+        lengths: dataset name -> token count of each conversation (chat template included).
+        max_length: drawn as a dashed line; the panel title counts the conversations above it.
+
+    Returns:
+        The matplotlib figure (one axes per dataset, in the order of ``lengths``).
+    """
+    fig, axes = plt.subplots(1, len(lengths), figsize=(5 * len(lengths), 3.4), squeeze=False)
+    for ax, (name, values) in zip(axes[0], lengths.items()):
+        ax.hist(values, bins=bins, color="#457b9d")
+        title = f"{name}: {len(values)} conversations"
+        if max_length is not None:
+            ax.axvline(max_length, color="#e63946", linestyle="--", label=f"max_length = {max_length}")
+            over = sum(v > max_length for v in values)
+            title += f", {over} over the limit"
+            ax.legend(fontsize=9)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("tokens per conversation")
+        ax.set_ylabel("conversations")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig
+
+
+def show_figure(fig, dpi: int = 110):
+    """The figure as a PNG for Jupyter to display; the figure is closed afterwards.
+
+    This module draws with the Agg backend (files, no windows), so a figure it returns is
+    not shown by a notebook on its own. Put ``show_figure(fig)`` last in a cell.
+
+    Returns:
+        An ``IPython.display.Image`` (its ``data`` holds the PNG bytes).
+    """
+    import io
+
+    from IPython.display import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return Image(data=buffer.getvalue(), format="png")
