@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -171,6 +172,63 @@ def evaluate_exact_match(
         "by_task": {k: sum(v) / len(v) for k, v in sorted(groups.items())},
         "n": len(examples),
         "predictions": rows,
+    }
+
+
+@torch.no_grad()
+def complete(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    max_new_tokens: int = 8,
+    batch_size: int = 64,
+) -> list[str]:
+    """Greedy continuations of plain-text prompts (no chat template), as in pretraining.
+
+    Each prompt starts with BOS, like every pretraining document.
+    """
+    was_training = model.training
+    model.eval()
+    disable_cpu_weight_repacking(model)
+    padding_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    texts: list[str] = []
+    try:
+        for start in range(0, len(prompts), batch_size):
+            chunk = [(tokenizer.bos_token or "") + p for p in prompts[start:start + batch_size]]
+            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = {k: v.to(_device(model)) for k, v in enc.items()}
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                 eos_token_id=tokenizer.eos_token_id,
+                                 pad_token_id=tokenizer.pad_token_id)
+            texts += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:],
+                                            skip_special_tokens=True)
+    finally:
+        tokenizer.padding_side = padding_side
+        model.train(was_training)
+    return texts
+
+
+def completion_accuracy(
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, probes: Sequence[dict[str, Any]],
+    max_new_tokens: int = 8,
+) -> dict[str, Any]:
+    """How often the first word of the continuation is the answer (see ``tasks.completion_probes``).
+
+    Returns:
+        ``accuracy`` (overall), ``by_task`` and ``completions`` (prompt, answer, text, correct).
+    """
+    texts = complete(model, tokenizer, [p["prompt"] for p in probes], max_new_tokens)
+    rows, groups = [], defaultdict(list)
+    for probe, text in zip(probes, texts):
+        first = re.match(r"\w*", text.strip()).group(0)
+        ok = first == probe["answer"]
+        rows.append({**probe, "text": text, "correct": ok})
+        groups[probe.get("task", "all")].append(ok)
+    return {
+        "accuracy": sum(r["correct"] for r in rows) / max(1, len(rows)),
+        "by_task": {k: sum(v) / len(v) for k, v in sorted(groups.items())},
+        "completions": rows,
     }
 
 

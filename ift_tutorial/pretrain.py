@@ -106,7 +106,8 @@ def pretrain(cfg: dict[str, Any], output_dir: str | os.PathLike[str] | None = No
 
     world = world_from_config(cfg)
     tok_docs = make_corpus(world, int(cfg["tokenizer"]["n_documents"]), seed=seed)
-    tokenizer = train_tokenizer(tok_docs, vocab_size=int(cfg["tokenizer"]["vocab_size"]))
+    tokenizer = train_tokenizer(tok_docs, vocab_size=int(cfg["tokenizer"]["vocab_size"]),
+                                split_digits=bool(cfg["tokenizer"].get("split_digits", True)))
 
     seq_len, batch_size, max_steps = int(tcfg["seq_len"]), int(tcfg["batch_size"]), int(tcfg["max_steps"])
     needed = seq_len * batch_size * max_steps
@@ -170,8 +171,22 @@ def pretrain(cfg: dict[str, Any], output_dir: str | os.PathLike[str] | None = No
 
 
 def pretrain_cli(args: argparse.Namespace) -> int:
-    """``ift-tutorial pretrain``: args has ``config``, ``output_dir`` and ``overrides``."""
+    """``ift-tutorial pretrain``: args has ``config``, ``output_dir`` and ``overrides``.
+
+    Also rewrites the task files, which ask about the same world: into ``tasks_dir``
+    of the config, or into ``OUTPUT_DIR/tasks`` when ``--output-dir`` is given.
+    """
     cfg = load_pretrain_config(args.config, args.overrides)
     summary = pretrain(cfg, args.output_dir)
+    if cfg.get("tasks_dir"):
+        # The task files ask about this world: rebuild them with it. A model saved
+        # elsewhere gets its tasks beside it, leaving the shipped ones alone.
+        from .tasks import build_task_files
+
+        tasks_dir = Path(args.output_dir) / "tasks" if args.output_dir else cfg["tasks_dir"]
+        paths = build_task_files(world_from_config(cfg), tasks_dir,
+                                 n_heldout=int(cfg.get("tasks_heldout_per_kind", 30)),
+                                 seed=int(cfg.get("seed", 0)))
+        summary["tasks"] = {name: str(p) for name, p in paths.items()}
     print(json.dumps(summary, indent=2))
     return 0

@@ -112,6 +112,23 @@ def make_tasks(world: World, n_heldout: int = 30, seed: int = 0) -> tuple[list[d
     return train, heldout
 
 
+# Completion probes: a corpus statement cut just before its answer. They test what the
+# model *knows* in the form it learnt it (plain text, no chat template): high for the
+# base model, and a way to see what instruction tuning makes it forget.
+COMPLETION_PROMPTS = {
+    "addition": {"en": "{a} + {b} = ", "zh": "{a} 加 {b} 等于 "},
+    "reversal": {"en": "The reverse of {w} is ", "zh": "{w} 倒过来写是 "},
+    "city": {"en": "{p} lives in the city of ", "zh": "{p} 住在 "},
+}
+
+
+def completion_probes(facts: list[Fact]) -> list[dict]:
+    """One plain-text prompt per fact and language; the answer is the next word."""
+    return [{"prompt": f.fill(COMPLETION_PROMPTS[f.kind][lang]), "answer": f.answer,
+             "task": f.kind, "lang": lang, "key": f.key}
+            for f in facts for lang in LANGS]
+
+
 def write_jsonl(rows: list[dict], path: str | os.PathLike[str]) -> Path:
     """Write one JSON object per line (UTF-8, Chinese kept readable)."""
     path = Path(path)

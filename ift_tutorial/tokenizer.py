@@ -55,32 +55,35 @@ CHAT_TEMPLATE = (
 )
 
 
-def _pre_tokenizer() -> pre_tokenizers.PreTokenizer:
-    """Whitespace, punctuation and digits isolated; then bytes mapped to printable characters."""
-    return pre_tokenizers.Sequence(
-        [
-            # Each whitespace character and each punctuation mark is a pre-token of its own.
-            pre_tokenizers.Split(Regex(r"\s|[^\w\s]"), behavior="isolated"),
-            # "12" is "1" "2": numbers are spelled the same way wherever they occur.
-            pre_tokenizers.Digits(individual_digits=True),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ]
-    )
+def _pre_tokenizer(split_digits: bool = True) -> pre_tokenizers.PreTokenizer:
+    """Whitespace and punctuation isolated (digits too if asked); then bytes to printable characters."""
+    steps = [
+        # Each whitespace character and each punctuation mark is a pre-token of its own.
+        pre_tokenizers.Split(Regex(r"\s|[^\w\s]"), behavior="isolated"),
+    ]
+    if split_digits:
+        # "12" is "1" "2"; without this, BPE may learn "12" as one token.
+        steps.append(pre_tokenizers.Digits(individual_digits=True))
+    steps.append(pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False))
+    return pre_tokenizers.Sequence(steps)
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 2048) -> PreTrainedTokenizerFast:
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 2048,
+                    split_digits: bool = True) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE tokenizer on ``texts`` and wrap it for ``transformers``.
 
     Args:
         texts: the corpus documents.
-        vocab_size: the size of the vocabulary, special tokens and the 256 bytes included.
+        vocab_size: the largest vocabulary, special tokens and the 256 bytes included
+            (smaller if the corpus runs out of pairs to merge).
+        split_digits: every digit its own token (numbers spelled digit by digit).
 
     Returns:
         A ``PreTrainedTokenizerFast`` with BOS/EOS/PAD set, the chat template attached
         and left padding (generation in batches needs the prompts right-aligned).
     """
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = _pre_tokenizer()
+    tok.pre_tokenizer = _pre_tokenizer(split_digits)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
