@@ -1,0 +1,88 @@
+"""Merging an adapter into a 16-bit (here fp32) reload of the base, and chatting with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from ift_tutorial import cli
+from ift_tutorial.config import load_config
+from ift_tutorial.generation import chat_loop, generate_cli
+from ift_tutorial.loading import load_model, load_tokenizer
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config("tiny")
+
+
+@pytest.fixture(scope="module")
+def adapter_dir(tmp_path_factory, config) -> Path:
+    """A LoRA adapter with non-zero B (as after training), saved as a PEFT folder."""
+    torch.manual_seed(0)
+    base = load_model(config.model)  # the real 4-bit base, as in training
+    lora = LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False,
+                      task_type="CAUSAL_LM")
+    model = get_peft_model(base, lora)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.02)  # large enough to change the logits visibly
+    out = tmp_path_factory.mktemp("adapter")
+    model.save_pretrained(out)
+    load_tokenizer(config.model).save_pretrained(out)
+    return out
+
+
+def _input_ids(config) -> torch.Tensor:
+    tok = load_tokenizer(config.model)
+    text = tok.apply_chat_template([{"role": "user", "content": "3 + 4 ="}], tokenize=False,
+                                   add_generation_prompt=True)
+    return tok(text, return_tensors="pt").input_ids
+
+
+@torch.no_grad()
+def test_merged_model_equals_base_plus_adapter(config, adapter_dir, tmp_path):
+    assert cli.main(["merge", "--config", "tiny", "--adapter", str(adapter_dir),
+                     "--output-dir", str(tmp_path / "merged")]) == 0
+    merged_dir = tmp_path / "merged"
+    assert (merged_dir / "model.safetensors").is_file()
+    assert not list(merged_dir.glob("adapter_*"))  # a plain model folder: no peft needed
+    merged = AutoModelForCausalLM.from_pretrained(merged_dir).eval()
+    AutoTokenizer.from_pretrained(merged_dir)  # the tokenizer travels with the model
+
+    ids = _input_ids(config)
+    base = load_model(config.model, load_in_4bit=False, dtype=torch.float32)
+    unmerged = PeftModel.from_pretrained(base, str(adapter_dir)).eval()
+    reference = unmerged(ids).logits
+    plain_base = load_model(config.model, load_in_4bit=False, dtype=torch.float32)(ids).logits
+    got = merged(ids).logits
+    torch.testing.assert_close(got, reference, atol=1e-4, rtol=1e-4)
+    assert (got - plain_base).abs().max() > 1e-2  # the adapter did change the model
+
+    # The tuned 4-bit model differs from the merged one only by NF4 rounding of W0.
+    four_bit = PeftModel.from_pretrained(load_model(config.model), str(adapter_dir)).eval()
+    gap = (four_bit(ids).logits - got).abs().max().item()
+    assert gap < 0.25 * got.abs().max().item()
+
+
+def test_merge_rejects_a_folder_that_is_not_an_adapter(tmp_path, capsys):
+    assert cli.main(["merge", "--config", "tiny", "--adapter", str(tmp_path),
+                     "--output-dir", str(tmp_path / "out")]) == 2
+    assert "not a PEFT adapter folder" in capsys.readouterr().err
+
+
+def test_generate_and_chat_use_the_adapter(config, adapter_dir):
+    [block] = generate_cli(config, str(adapter_dir), ["3 + 4 ="], max_new_tokens=8)
+    assert block.startswith("> 3 + 4 =\n")
+
+    replies = iter(["3 + 4 =", "again", ""])
+    printed: list[str] = []
+    assert chat_loop(config, str(adapter_dir), max_new_tokens=8, input_fn=lambda _: next(replies),
+                     print_fn=printed.append) == 0
+    answers = [line for line in printed if line.startswith("model> ")]
+    assert len(answers) == 2  # two turns, then the empty line ends the chat
