@@ -123,11 +123,34 @@ def test_killed_run_resumes_to_the_same_adapter(reference: Path, tmp_path: Path)
         assert torch.equal(a[name], b[name]), name
 
 
-def test_same_seed_same_loss_curve(reference: Path, tmp_path: Path) -> None:
-    # A separate process, so that nothing left in this one (RNG, caches) can help.
-    out = tmp_path / "again"
-    subprocess.run(_cli(out, "--resume", "never"), cwd=PROJECT_ROOT, check=True,
-                   capture_output=True)
+FAKE_TOKEN = "hf_fakeTOKEN123"
+
+
+@pytest.fixture(scope="module")
+def second_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The same command again, in a separate process (nothing left in this one can help),
+    with a hub token in its environment."""
+    out = tmp_path_factory.mktemp("again") / "run"
+    env = {**os.environ, "HF_TOKEN": FAKE_TOKEN, "HUGGING_FACE_HUB_TOKEN": FAKE_TOKEN}
+    proc = subprocess.run(_cli(out, "--resume", "never"), cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    return out, proc
+
+
+def test_token_never_reaches_outputs(second_run) -> None:
+    # Secure default: a hub token is used, never printed or written (logs, configs,
+    # checkpoints, metrics, the adapter folder).
+    out, proc = second_run
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.name == "metrics.json" for p in files) and len(files) > 20
+    secret = FAKE_TOKEN.encode()
+    assert [str(p.relative_to(out)) for p in files if secret in p.read_bytes()] == []
+    assert secret not in proc.stdout and secret not in proc.stderr
+
+
+def test_same_seed_same_loss_curve(reference: Path, second_run) -> None:
+    out, _ = second_run
     assert len(_losses(out)) == STEPS
     assert _losses(out) == _losses(reference)
     a, b = _adapter(reference), _adapter(out)
