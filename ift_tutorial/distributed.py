@@ -71,6 +71,22 @@ def launcher() -> str:
     return "none"
 
 
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")
+
+
+def sharding_strategy() -> str:
+    """"fsdp", "zero3" or "none": whether parameters are split across ranks (set by
+    ``accelerate launch`` from the config file's ``distributed_type``)."""
+    if _env_true("ACCELERATE_USE_FSDP"):
+        return "fsdp"
+    if _env_true("ACCELERATE_USE_DEEPSPEED") and os.environ.get(
+        "ACCELERATE_DEEPSPEED_ZERO_STAGE"
+    ) == "3":
+        return "zero3"
+    return "none"
+
+
 def barrier() -> None:
     """Wait for every rank (no-op on a single process)."""
     if _dist_ready():
@@ -191,6 +207,8 @@ class RankSyncCallback(TrainerCallback):
     ``summary`` (filled on every rank) goes into ``metrics.json`` under ``distributed``:
     the world size, the global batch and the per-rank digests. With DDP the digests must be
     equal; if they are not, training raises instead of saving a silently diverged adapter.
+    Under FSDP or ZeRO-3 each rank holds a different shard, so the digests are recorded
+    but not compared.
     """
 
     def __init__(self, check_steps: tuple[int, ...] = (1,)) -> None:
@@ -199,7 +217,7 @@ class RankSyncCallback(TrainerCallback):
 
     def _check(self, model: torch.nn.Module, when: str) -> list[str]:
         digests = gather_digests(model)
-        if len(set(digests)) != 1:
+        if sharding_strategy() == "none" and len(set(digests)) != 1:
             raise RuntimeError(
                 f"ranks hold different adapters {when}: {digests}; gradients were not averaged "
                 "(is the process group initialised? on CPU, use_cpu=True and ddp_backend='gloo')"
@@ -217,6 +235,7 @@ class RankSyncCallback(TrainerCallback):
                 "without a GPU pass use_cpu=True (distributed.trainer_kwargs() does)."
             )
         self.summary = summary(args.per_device_train_batch_size, args.gradient_accumulation_steps)
+        self.summary["sharding"] = sharding_strategy()
 
     def on_step_end(self, args, state, control, model=None, **kwargs):  # noqa: D102
         if model is not None and state.global_step in self.check_steps:

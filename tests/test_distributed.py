@@ -140,3 +140,21 @@ def test_rank_sync_refuses_a_missing_process_group(monkeypatch) -> None:
     with pytest.raises(RuntimeError, match="no process group"):
         distributed.RankSyncCallback().on_train_begin(args, None, None)
 
+
+def test_sharded_ranks_are_not_required_to_agree(monkeypatch) -> None:
+    # One process stands in for a rank whose neighbour holds different bytes.
+    model = torch.nn.Linear(2, 2)
+    monkeypatch.setattr(distributed, "gather_digests", lambda m: ["a" * 64, "b" * 64])
+    callback = distributed.RankSyncCallback()
+    with pytest.raises(RuntimeError, match="different adapters"):
+        callback._check(model, "after step 1")  # DDP: replicas must be identical
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")  # FSDP: each rank holds its own shard
+    assert distributed.sharding_strategy() == "fsdp"
+    assert callback._check(model, "after step 1") == ["a" * 64, "b" * 64]
+    monkeypatch.delenv("ACCELERATE_USE_FSDP")
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "2")
+    assert distributed.sharding_strategy() == "none"  # ZeRO-2 keeps whole parameters
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "3")
+    assert distributed.sharding_strategy() == "zero3"
+
