@@ -4,7 +4,6 @@ import json
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from ift_tutorial.architectures import architecture_config
 from ift_tutorial.cli import main
@@ -14,32 +13,19 @@ from ift_tutorial.memory import (GPUS, STATIC, count_parameters, measure_model_b
 from ift_tutorial.paths import TINY_MODEL_DIR
 
 
-def _tiny_model_dir(tmp_path_factory) -> str:
-    """The shipped tiny preset if present, else a random Llama of the same shape."""
-    if (TINY_MODEL_DIR / "config.json").is_file() and any(TINY_MODEL_DIR.glob("*.safetensors")):
-        return str(TINY_MODEL_DIR)
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    cfg = LlamaConfig(vocab_size=2048, hidden_size=192, intermediate_size=512,
-                      num_hidden_layers=4, num_attention_heads=6, num_key_value_heads=6,
-                      max_position_embeddings=256, tie_word_embeddings=True)
-    torch.manual_seed(0)
-    LlamaForCausalLM(cfg).save_pretrained(folder)
-    return str(folder)
-
-
 @pytest.mark.parametrize("double_quant", [True, False])
-def test_planner_bytes_equal_allocated_bytes_tiny(tmp_path_factory, double_quant):
+def test_planner_bytes_equal_allocated_bytes_tiny(double_quant):
     from peft import LoraConfig, get_peft_model
 
     from ift_tutorial.loading import load_model
 
-    path = _tiny_model_dir(tmp_path_factory)
+    path = str(TINY_MODEL_DIR)  # the shipped tiny preset
     settings = ModelSettings(name_or_path=path, double_quant=double_quant, compute_dtype="fp32")
     model = load_model(settings)  # the real 4-bit loading path, on the CPU
     lora = LoraSettings(r=8, alpha=16, dropout=0.0)
     model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear"))
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-    ids = torch.randint(0, 2048, (2, 16))
+    ids = torch.randint(0, model.config.vocab_size, (2, 16))
     model(input_ids=ids, labels=ids).loss.backward()
     opt.step()
     measured = measure_model_bytes(model, opt)
