@@ -82,3 +82,31 @@ def test_before_after_table():
     assert list(df.columns) == ["before", "after", "change"]
     assert df.loc["exact match: city", "after"] == 0.9
     assert df.loc["perplexity", "change"] == -30.0
+
+
+# --- the shipped artefacts -------------------------------------------------------------
+
+
+def test_base_model_knows_the_world_as_plain_text(model_and_tokenizer):
+    """Completion probes (no chat template): the knowledge that tuning draws on."""
+    from ift_tutorial.evaluation import completion_accuracy
+    from ift_tutorial.pretrain import load_pretrain_config, world_from_config
+    from ift_tutorial.tasks import completion_probes, split_facts
+
+    model, tok = model_and_tokenizer
+    _, heldout = split_facts(world_from_config(load_pretrain_config()))
+    report = completion_accuracy(model, tok, completion_probes(heldout))
+    assert report["by_task"]["reversal"] >= 0.9 and report["by_task"]["city"] >= 0.8, report["by_task"]
+
+
+def test_shipped_adapter_reproduces_its_metrics():
+    """data/adapters/tiny-sft, made by `ift-tutorial train --config tiny`, scores what it says."""
+    import json
+
+    from ift_tutorial.paths import DATA_DIR
+
+    folder = DATA_DIR / "adapters" / "tiny-sft"
+    metrics = json.loads((folder / "metrics.json").read_text())
+    report = evaluate_config(load_config("tiny", ["data.eval_perplexity=null"]), adapter=str(folder))
+    assert report["exact_match"] == pytest.approx(metrics["exact_match_after"])
+    assert metrics["exact_match_before"] <= 0.10
