@@ -18,6 +18,12 @@ are averaged (gloo all-reduce through shared memory), every rank loads the model
 prepares the data, and each rank's small matmuls use the cores less efficiently than
 one rank's matmuls twice as large. On N GPUs, the same command gets ~N times the
 examples per second, minus the all-reduce time.
+
+On a machine whose cores are also busy with other work, "1 rank x 2 threads" can be
+several times *slower* than one thread: OpenMP's worker threads spin while waiting for
+each other, and a spinning thread whose partner has been descheduled burns its time
+slice for nothing. ``OMP_WAIT_POLICY=passive`` (set before Python starts) makes them
+sleep instead and removes the slowdown.
 """
 
 from __future__ import annotations
