@@ -120,15 +120,18 @@ _SECTIONS = {
 
 
 def available_presets() -> list[str]:
-    """Names of the presets shipped under ``configs/`` (files with a ``model`` section)."""
+    """Names of the experiment presets under ``configs/`` (files that load as a config).
+
+    Other YAML files there (the pretraining config, accelerate configs) are not presets.
+    """
     names = []
     for p in sorted(CONFIGS_DIR.glob("*.yaml")):
         try:
             raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError:
+            config_from_dict(raw, where=str(p))
+        except (yaml.YAMLError, ConfigError, TypeError):
             continue
-        if isinstance(raw, dict) and "model" in raw:
-            names.append(p.stem)
+        names.append(p.stem)
     return names
 
 

@@ -28,7 +28,7 @@ from .paths import looks_like_local_path, resolve_path
 logger = logging.getLogger(__name__)
 
 
-class PickleWeightsError(RuntimeError):
+class PickleWeightsError(UserFacingError):
     """A model folder holds only pickle weights, and the config did not allow them."""
 
 
@@ -114,9 +114,12 @@ def check_hub_access(settings: ModelSettings, path: str) -> None:
 def load_tokenizer(settings: ModelSettings) -> PreTrainedTokenizerBase:
     """Load the tokenizer; make sure it has a pad token (EOS is reused if needed)."""
     path = resolve_model_path(settings)
-    tokenizer = AutoTokenizer.from_pretrained(
-        path, revision=settings.revision, trust_remote_code=settings.trust_remote_code
-    )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            path, revision=settings.revision, trust_remote_code=settings.trust_remote_code
+        )
+    except OSError as err:  # no tokenizer files, no network for a hub id, ...
+        raise UserFacingError(f"cannot load the tokenizer of {settings.name_or_path!r}: {err}") from err
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -156,7 +159,10 @@ def load_model(
         device_map = default_device_map()
     if device_map is not None:
         kwargs["device_map"] = device_map
-    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except OSError as err:  # missing weights, no network for a hub id, ...
+        raise UserFacingError(f"cannot load the model {settings.name_or_path!r}: {err}") from err
     if four_bit:
         disable_cpu_weight_repacking(model)
     return model

@@ -108,3 +108,26 @@ def test_cli_reports_config_errors_without_traceback(tmp_path):
                          capture_output=True, text=True)
     assert run.returncode == 2
     assert "bogus" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_pickle_only_model_folder_is_refused_with_a_clear_error(tmp_path):
+    """A folder with only pytorch_model.bin is refused before anything is unpickled."""
+    import shutil
+
+    from ift_tutorial.paths import TINY_MODEL_DIR
+
+    folder = tmp_path / "pickled"
+    shutil.copytree(TINY_MODEL_DIR, folder, ignore=shutil.ignore_patterns("*.safetensors"))
+    (folder / "pytorch_model.bin").write_bytes(b"not loaded")
+    run = subprocess.run([sys.executable, "-m", "ift_tutorial.cli", "evaluate", "--config", "tiny",
+                          "--set", f"model.name_or_path={folder}"], capture_output=True, text=True)
+    assert run.returncode == 2, run.stderr
+    assert "pytorch_model.bin" in run.stderr and "allow_pickle" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_missing_model_folder_is_a_clear_error(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "ift_tutorial.cli", "evaluate", "--config", "tiny",
+                          "--set", f"model.name_or_path={tmp_path / 'nowhere'}"],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "nowhere" in run.stderr and "Traceback" not in run.stderr
