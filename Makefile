@@ -20,9 +20,13 @@ train: setup
 tiny-model: setup
 	ift-tutorial pretrain
 
+# Unit tests, every chapter notebook under nbval (training included), then the rendered
+# book: built with -W and checked in headless Chromium (IFT_BOOK_TESTS=1: no skipping).
 test: setup
 	$(PYTHON) -m pytest tests
 	$(MAKE) test-notebooks
+	$(MAKE) book-html
+	IFT_BOOK_TESTS=1 $(PYTHON) -m pytest tests/test_book.py
 
 test-unit:
 	$(PYTHON) -m pytest tests
