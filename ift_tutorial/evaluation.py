@@ -32,7 +32,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from .config import ExperimentConfig
 from .loading import disable_cpu_weight_repacking, load_model, load_tokenizer
 from .paths import resolve_path
-from .tasks import exact_match as _is_exact_match
+from .tasks import is_exact_match as _is_exact_match
 from .tasks import read_tasks
 
 Conversation = list[dict[str, str]]

@@ -59,7 +59,7 @@ def normalize_answer(text: str) -> str:
     return " ".join(text.split())
 
 
-def exact_match(prediction: str, reference: str) -> bool:
+def is_exact_match(prediction: str, reference: str) -> bool:
     """True when the prediction equals the reference after :func:`normalize_answer`."""
     return normalize_answer(prediction) == normalize_answer(reference)
 

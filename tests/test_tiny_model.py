@@ -11,7 +11,7 @@ from ift_tutorial.corpus import make_corpus, make_world, statements
 from ift_tutorial.paths import DATA_DIR, TINY_MODEL_DIR
 from ift_tutorial.pretrain import lr_at, load_pretrain_config, pack_documents, world_from_config
 from ift_tutorial.tasks import (
-    exact_match,
+    is_exact_match,
     make_tasks,
     normalize_answer,
     read_tasks,
@@ -158,9 +158,9 @@ def test_task_files_are_what_the_generator_makes(world):
 
 def test_exact_match_normalises_whitespace_only():
     assert normalize_answer("  Zandor \n") == "Zandor"
-    assert exact_match(" 12 ", "12") and exact_match("a  b", "a b")
-    assert not exact_match("Zandor.", "Zandor") and not exact_match("zandor", "Zandor")
-    assert not exact_match("Zandor Zandor", "Zandor")
+    assert is_exact_match(" 12 ", "12") and is_exact_match("a  b", "a b")
+    assert not is_exact_match("Zandor.", "Zandor") and not is_exact_match("zandor", "Zandor")
+    assert not is_exact_match("Zandor Zandor", "Zandor")
 
 
 def test_read_tasks_names_line_and_field(tmp_path):
