@@ -38,6 +38,7 @@ class ModelSettings:
     quant_type: str = "nf4"  # "nf4" or "fp4"
     compute_dtype: str = "auto"  # "auto" picks from the hardware; or bf16/fp16/fp32
     max_length: int = 256  # tokens per example after the chat template
+    chat_template: str | None = None  # a .jinja file, for base tokenizers that have none
     trust_remote_code: bool = False  # never run code from a hub repo unless asked
     allow_pickle: bool = False  # refuse .bin/.pt weights unless asked (safetensors only)
     gated: bool = False  # the hub repo needs an accepted licence and a token

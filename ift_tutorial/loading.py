@@ -112,7 +112,11 @@ def check_hub_access(settings: ModelSettings, path: str) -> None:
 
 
 def load_tokenizer(settings: ModelSettings) -> PreTrainedTokenizerBase:
-    """Load the tokenizer; make sure it has a pad token (EOS is reused if needed)."""
+    """Load the tokenizer with a chat template and a pad token (EOS is reused if needed).
+
+    Base models such as Mistral-7B-v0.1 and Llama-2-7b ship no chat template; their
+    presets name one in ``model.chat_template``.
+    """
     path = resolve_model_path(settings)
     try:
         tokenizer = AutoTokenizer.from_pretrained(
@@ -120,6 +124,16 @@ def load_tokenizer(settings: ModelSettings) -> PreTrainedTokenizerBase:
         )
     except OSError as err:  # no tokenizer files, no network for a hub id, ...
         raise UserFacingError(f"cannot load the tokenizer of {settings.name_or_path!r}: {err}") from err
+    if settings.chat_template:
+        template = resolve_path(settings.chat_template)
+        if not template.is_file():
+            raise UserFacingError(f"chat template {template} does not exist (model.chat_template)")
+        tokenizer.chat_template = template.read_text(encoding="utf-8")
+    elif tokenizer.chat_template is None:
+        raise UserFacingError(
+            f"the tokenizer of {settings.name_or_path!r} has no chat template: set model.chat_template "
+            "to a .jinja file (e.g. configs/chat_templates/llama2_inst.jinja)"
+        )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
