@@ -74,6 +74,23 @@ def _device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+#: Tokens that close an assistant turn in common chat templates (ChatML, Llama 3, Gemma, Phi).
+END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>")
+
+
+def stop_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """EOS plus the chat template's end-of-turn token, where the vocabulary has one.
+
+    A base Qwen2.5 tokenizer's EOS is ``<|endoftext|>``, but its ChatML template closes
+    an assistant turn with ``<|im_end|>``, which is what tuning teaches the model to emit:
+    generation must stop on either.
+    """
+    ids = [tokenizer.eos_token_id]
+    added = tokenizer.get_added_vocab()
+    ids += [added[t] for t in END_OF_TURN_TOKENS if t in added and added[t] not in ids]
+    return ids
+
+
 @torch.no_grad()
 def generate_responses(
     model: torch.nn.Module,
@@ -117,7 +134,7 @@ def generate_responses(
                 **enc,
                 max_new_tokens=max_new_tokens,
                 do_sample=False,
-                eos_token_id=tokenizer.eos_token_id,
+                eos_token_id=stop_token_ids(tokenizer),
                 pad_token_id=tokenizer.pad_token_id,
             )  # (B, prompt_len + new_len)
             new_tokens = out[:, enc["input_ids"].shape[1]:]

@@ -17,6 +17,7 @@ from transformers import AutoTokenizer, PreTrainedModel
 from .config import ExperimentConfig
 from .hardware import _DTYPES, detect_precision
 from .loading import load_model, load_tokenizer
+from .paths import resolve_path
 
 
 def merge_dtype(dtype: str = "auto") -> torch.dtype:
@@ -34,7 +35,7 @@ def merge_dtype(dtype: str = "auto") -> torch.dtype:
 
 def load_merged(config: ExperimentConfig, adapter_dir: str | Path, dtype: str = "auto") -> PreTrainedModel:
     """Reload the base unquantised, apply the adapter and fold ``(alpha/r) B A`` into W."""
-    adapter_dir = Path(adapter_dir)
+    adapter_dir = resolve_path(adapter_dir)
     if not (adapter_dir / "adapter_config.json").is_file():
         raise FileNotFoundError(f"{adapter_dir}: not a PEFT adapter folder (no adapter_config.json)")
     base = load_model(config.model, load_in_4bit=False, dtype=merge_dtype(dtype))
@@ -50,7 +51,7 @@ def merge_adapter(
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(output_dir, safe_serialization=True)
-    adapter_dir = Path(adapter_dir)
+    adapter_dir = resolve_path(adapter_dir)
     has_tokenizer = (adapter_dir / "tokenizer_config.json").is_file()
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir) if has_tokenizer else load_tokenizer(config.model)
     tokenizer.save_pretrained(output_dir)

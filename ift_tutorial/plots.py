@@ -6,10 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; notebooks show the returned figure themselves
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def loss_points(log_history: list[dict[str, Any]]) -> tuple[list[int], list[float]]:
@@ -137,8 +134,8 @@ def plot_token_lengths(lengths: dict[str, list[int]], max_length: int | None = N
 def show_figure(fig, dpi: int = 110):
     """The figure as a PNG for Jupyter to display; the figure is closed afterwards.
 
-    This module draws with the Agg backend (files, no windows), so a figure it returns is
-    not shown by a notebook on its own. Put ``show_figure(fig)`` last in a cell.
+    Closing it keeps the inline backend from drawing it a second time, and a training
+    loop that makes many figures from leaking them. Put ``show_figure(fig)`` last in a cell.
 
     Returns:
         An ``IPython.display.Image`` (its ``data`` holds the PNG bytes).

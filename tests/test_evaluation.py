@@ -110,3 +110,18 @@ def test_shipped_adapter_reproduces_its_metrics():
     report = evaluate_config(load_config("tiny", ["data.eval_perplexity=null"]), adapter=str(folder))
     assert report["exact_match"] == pytest.approx(metrics["exact_match_after"])
     assert metrics["exact_match_before"] <= 0.10
+
+
+def test_generation_stops_on_the_templates_end_of_turn_token_too():
+    """ChatML closes a turn with <|im_end|> while a base tokenizer's EOS is another token."""
+    from ift_tutorial.evaluation import stop_token_ids
+    from ift_tutorial.config import ModelSettings
+    from ift_tutorial.loading import load_tokenizer
+    from ift_tutorial.paths import TINY_MODEL_DIR
+
+    tok = load_tokenizer(ModelSettings(name_or_path=str(TINY_MODEL_DIR)))
+    assert stop_token_ids(tok) == [tok.eos_token_id]
+    tok.add_special_tokens({"additional_special_tokens": ["<|im_end|>"]})
+    im_end = tok.convert_tokens_to_ids("<|im_end|>")
+    assert im_end != tok.eos_token_id
+    assert stop_token_ids(tok) == [tok.eos_token_id, im_end]

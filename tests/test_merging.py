@@ -86,3 +86,10 @@ def test_generate_and_chat_use_the_adapter(config, adapter_dir):
                      print_fn=printed.append) == 0
     answers = [line for line in printed if line.startswith("model> ")]
     assert len(answers) == 2  # two turns, then the empty line ends the chat
+
+
+def test_merge_finds_a_project_relative_adapter_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # e.g. a notebook in book/chapters
+    assert cli.main(["merge", "--config", "tiny", "--adapter", "data/adapters/tiny-sft",
+                     "--output-dir", "merged"]) == 0
+    assert (tmp_path / "merged" / "model.safetensors").is_file()
