@@ -34,7 +34,7 @@ class _Recorder:
 @pytest.fixture
 def recorded(monkeypatch) -> tuple[_Recorder, _Recorder]:
     model = _Recorder(torch.nn.Linear(1, 1))
-    tok = _Recorder(SimpleNamespace(pad_token="<pad>", eos_token="<eos>"))
+    tok = _Recorder(SimpleNamespace(pad_token="<pad>", eos_token="<eos>", chat_template="{{ messages }}"))
     monkeypatch.setattr(loading.AutoModelForCausalLM, "from_pretrained", model)
     monkeypatch.setattr(loading.AutoTokenizer, "from_pretrained", tok)
     return model, tok
