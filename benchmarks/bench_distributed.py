@@ -11,13 +11,14 @@ layouts share the same CPU cores: 1 rank x 2 threads, 1 rank x 1 thread, 2 ranks
 thread each. Throughput comes from the run's own records: ``train_seconds`` and
 ``steps`` from ``metrics.json``, the token count (all ranks) from ``log.json``.
 
-What to expect on a 2-core machine: two ranks are *not* faster than one rank using
-both cores. Data parallelism adds devices; here it only splits the same two cores
-differently, and it adds work: each step both ranks must finish before the gradients
-are averaged (gloo all-reduce through shared memory), every rank loads the model and
-prepares the data, and each rank's small matmuls use the cores less efficiently than
-one rank's matmuls twice as large. On N GPUs, the same command gets ~N times the
-examples per second, minus the all-reduce time.
+What to expect on a 2-core machine: two ranks add no device, only split the same two
+cores, and they add work: each step both ranks must finish before the gradients are
+averaged (gloo all-reduce through shared memory), and every rank loads the model and
+prepares the data. Yet on an idle machine two ranks x 1 thread measured about 1.5 times
+the examples per second of one rank x 2 threads (102 vs 70): the tiny model's matmuls
+are too small for two threads of one process to share well, while two processes each
+keep a core busy. Steps per second fall, since each step carries twice the examples.
+On N GPUs, the same command gets ~N times the examples per second, minus the all-reduce.
 
 On a machine whose cores are also busy with other work, "1 rank x 2 threads" can be
 several times *slower* than one thread: OpenMP's worker threads spin while waiting for
