@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from .config import ExperimentConfig
 from .loading import disable_cpu_weight_repacking, load_model, load_tokenizer
@@ -92,6 +92,51 @@ def stop_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
 
 
 @torch.no_grad()
+def greedy_continuations(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    max_new_tokens: int,
+    batch_size: int,
+    eos_token_id: int | list[int],
+) -> list[str]:
+    """Greedy continuations of fully formatted texts (special tokens already written).
+
+    Texts are padded on the *left*, so that in a batch every prompt ends at the same
+    position and new tokens line up.
+
+    Returns:
+        The new text of each prompt, special tokens removed (not stripped).
+    """
+    was_training = model.training
+    model.eval()
+    # An eval pass must not switch bitsandbytes to its CPU inference layout, whose
+    # kernel has no gradient: training after this call would silently stop learning.
+    disable_cpu_weight_repacking(model)
+    padding_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    outputs: list[str] = []
+    try:
+        for start in range(0, len(texts), batch_size):
+            # The texts already hold BOS; add_special_tokens=False avoids a second one.
+            enc = tokenizer(list(texts[start:start + batch_size]), return_tensors="pt",
+                            padding=True, add_special_tokens=False)
+            enc = {k: v.to(_device(model)) for k, v in enc.items()}
+            out = model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                eos_token_id=eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )  # (B, prompt_len + new_len)
+            new_tokens = out[:, enc["input_ids"].shape[1]:]
+            outputs += tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+    finally:
+        tokenizer.padding_side = padding_side
+        model.train(was_training)
+    return outputs
+
+
 def generate_responses(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
@@ -103,8 +148,7 @@ def generate_responses(
 
     Each conversation ends with a user turn; the template adds the assistant header
     (``add_generation_prompt=True``) and the model continues from there until it emits
-    EOS or reaches ``max_new_tokens``. Prompts are padded on the *left*, so that in a
-    batch every prompt ends at the same position and new tokens line up.
+    EOS (or the template's end-of-turn token) or reaches ``max_new_tokens``.
 
     Args:
         conversations: lists of ``{"role", "content"}`` messages.
@@ -114,35 +158,11 @@ def generate_responses(
     Returns:
         One answer string per conversation, special tokens removed, ends stripped.
     """
-    was_training = model.training
-    model.eval()
-    # An eval pass must not switch bitsandbytes to its CPU inference layout, whose
-    # kernel has no gradient: training after this call would silently stop learning.
-    disable_cpu_weight_repacking(model)
-    padding_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    answers: list[str] = []
-    try:
-        for start in range(0, len(conversations), batch_size):
-            chunk = conversations[start:start + batch_size]
-            prompts = [tokenizer.apply_chat_template(list(c), tokenize=False,
-                                                     add_generation_prompt=True) for c in chunk]
-            # The template already wrote BOS; add_special_tokens=False avoids a second one.
-            enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-            enc = {k: v.to(_device(model)) for k, v in enc.items()}
-            out = model.generate(
-                **enc,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                eos_token_id=stop_token_ids(tokenizer),
-                pad_token_id=tokenizer.pad_token_id,
-            )  # (B, prompt_len + new_len)
-            new_tokens = out[:, enc["input_ids"].shape[1]:]
-            answers += [t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
-    finally:
-        tokenizer.padding_side = padding_side
-        model.train(was_training)
-    return answers
+    prompts = [tokenizer.apply_chat_template(list(c), tokenize=False, add_generation_prompt=True)
+               for c in conversations]
+    answers = greedy_continuations(model, tokenizer, prompts, max_new_tokens, batch_size,
+                                   stop_token_ids(tokenizer))
+    return [a.strip() for a in answers]
 
 
 # --- exact match -------------------------------------------------------------------
@@ -192,7 +212,6 @@ def evaluate_exact_match(
     }
 
 
-@torch.no_grad()
 def complete(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
@@ -204,26 +223,9 @@ def complete(
 
     Each prompt starts with BOS, like every pretraining document.
     """
-    was_training = model.training
-    model.eval()
-    disable_cpu_weight_repacking(model)
-    padding_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    texts: list[str] = []
-    try:
-        for start in range(0, len(prompts), batch_size):
-            chunk = [(tokenizer.bos_token or "") + p for p in prompts[start:start + batch_size]]
-            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
-            enc = {k: v.to(_device(model)) for k, v in enc.items()}
-            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                 eos_token_id=tokenizer.eos_token_id,
-                                 pad_token_id=tokenizer.pad_token_id)
-            texts += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:],
-                                            skip_special_tokens=True)
-    finally:
-        tokenizer.padding_side = padding_side
-        model.train(was_training)
-    return texts
+    texts = [(tokenizer.bos_token or "") + p for p in prompts]
+    return greedy_continuations(model, tokenizer, texts, max_new_tokens, batch_size,
+                                tokenizer.eos_token_id)
 
 
 def completion_accuracy(

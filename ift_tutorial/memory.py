@@ -50,7 +50,6 @@ import torch
 from torch import nn
 
 from .config import ConfigError, ExperimentConfig, LoraSettings, load_config
-from .quantization import constant_bits_per_param
 
 GiB = 2**30
 
