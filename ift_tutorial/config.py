@@ -1,9 +1,22 @@
 """Experiment configuration: YAML files under ``configs/`` parsed into dataclasses.
 
 One config drives every command (``train``, ``evaluate``, ``generate``, ``merge``).
-A preset is a config file by name: ``load_config("tiny")`` reads
-``configs/tiny.yaml``. Command-line overrides use dotted keys, for example
-``training.max_steps=50`` or ``lora.r=8``; values are parsed as YAML scalars.
+A preset is a config file by name: ``load_config("tiny")`` reads the package's
+``configs/tiny.yaml``. Your own YAML file can start from a preset and change what
+differs::
+
+    base: qwen2.5-7b          # a preset name, or a path relative to this file
+    data:
+      train: my_data.jsonl    # relative to this file
+    training:
+      max_steps: 100
+
+A mapping merges into the base's mapping; anything else (a number, a list) replaces
+it. Command-line overrides use dotted keys, for example ``training.max_steps=50`` or
+``lora.r=8``; values are parsed as YAML scalars.
+
+Relative paths are resolved when the config is read: in a file, relative to that
+file; in an override, relative to the working directory.
 
 Unknown keys are an error (with the file and the key), never silently ignored: a
 typo such as ``learnig_rate`` would otherwise train with the default.
@@ -20,7 +33,7 @@ from typing import Any
 import yaml
 
 from .errors import UserFacingError
-from .paths import CONFIGS_DIR, resolve_path
+from .paths import CONFIGS_DIR, looks_like_local_path, resolve_path
 
 
 class ConfigError(UserFacingError):
@@ -31,7 +44,7 @@ class ConfigError(UserFacingError):
 class ModelSettings:
     """Which base model to load and how."""
 
-    name_or_path: str = "data/tiny-llama"  # local folder (project-relative) or hub id
+    name_or_path: str = "data/tiny-llama"  # local folder or hub id
     revision: str | None = None  # pin a hub revision for reproducibility
     load_in_4bit: bool = True  # QLoRA: NF4 base weights through bitsandbytes
     double_quant: bool = True  # quantise the absmax constants too (~0.37 bit/param saved)
@@ -120,31 +133,43 @@ _SECTIONS = {
 }
 
 
+#: Config values that name files or folders: resolved relative to the file they are in.
+PATH_FIELDS: dict[str, tuple[str, ...]] = {
+    "model": ("name_or_path", "chat_template"),
+    "data": ("train", "eval_exact_match", "eval_perplexity"),
+}
+#: How deep ``base:`` chains may go (a cycle is reported before this).
+MAX_BASE_DEPTH = 8
+
+
 def available_presets() -> list[str]:
-    """Names of the experiment presets under ``configs/`` (files that load as a config).
+    """Names of the experiment presets shipped in the package's ``configs/`` folder.
 
     Other YAML files there (the pretraining config, accelerate configs) are not presets.
     """
     names = []
     for p in sorted(CONFIGS_DIR.glob("*.yaml")):
         try:
-            raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-            config_from_dict(raw, where=str(p))
-        except (yaml.YAMLError, ConfigError, TypeError):
+            config_from_dict(read_config_file(p), where=str(p))
+        except (ConfigError, TypeError):
             continue
         names.append(p.stem)
     return names
 
 
-def find_config(name_or_path: str | os.PathLike[str]) -> Path:
-    """Turn a preset name (``tiny``) or a file path into the YAML file's path."""
+def find_config(name_or_path: str | os.PathLike[str], base: Path | None = None) -> Path:
+    """Turn a preset name (``tiny``) or a file path into the YAML file's path.
+
+    A path is relative to ``base`` if given (the folder of the file that names it),
+    else to the working directory. A bare name is a preset unless such a file exists.
+    """
     s = str(name_or_path)
-    candidates = [resolve_path(s)]
-    if not s.endswith((".yaml", ".yml")):
+    candidates = [resolve_path(s, base) if base is not None else Path(s).expanduser()]
+    if not s.endswith((".yaml", ".yml")) and "/" not in s and os.sep not in s:
         candidates.append(CONFIGS_DIR / f"{s}.yaml")
     for c in candidates:
         if c.is_file():
-            return c
+            return c.resolve()
     raise ConfigError(
         f"config {s!r} not found: neither a file nor a preset; "
         f"presets: {', '.join(available_presets()) or 'none'}"
@@ -163,7 +188,7 @@ def config_from_dict(raw: dict[str, Any], where: str = "<dict>") -> ExperimentCo
     """Build an :class:`ExperimentConfig` from a nested dict, rejecting unknown keys."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: the top level must be a mapping, got {type(raw).__name__}")
-    top = {k: v for k, v in raw.items() if k not in _SECTIONS}
+    top = {k: v for k, v in raw.items() if k not in _SECTIONS and k != "base"}
     cfg = _build(ExperimentConfig, top, where)
     for name, cls in _SECTIONS.items():
         section = raw.get(name) or {}
@@ -171,6 +196,65 @@ def config_from_dict(raw: dict[str, Any], where: str = "<dict>") -> ExperimentCo
             raise ConfigError(f"{where}: section '{name}' must be a mapping")
         setattr(cfg, name, _build(cls, section, f"{where}: section '{name}'"))
     return cfg
+
+
+def merge_dicts(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` on top of ``base``: mappings merge key by key, anything else replaces."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_dicts(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def resolve_config_paths(raw: dict[str, Any], base: Path | None) -> dict[str, Any]:
+    """Make the file and folder values of ``raw`` absolute (hub ids stay as they are).
+
+    Args:
+        raw: one layer of a config (a file's contents or the overrides).
+        base: the folder of that file; None for overrides (the working directory, with
+            the package's own files as a fallback).
+    """
+    for section, keys in PATH_FIELDS.items():
+        values = raw.get(section)
+        if not isinstance(values, dict):
+            continue
+        for key in keys:
+            value = values.get(key)
+            if isinstance(value, str) and value and looks_like_local_path(value, base):
+                values[key] = str(resolve_path(value, base))
+    return raw
+
+
+def read_config_file(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file as a raw dict, its ``base:`` chain merged in and its paths resolved."""
+    path = path.resolve()
+    if path in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path))
+        raise ConfigError(f"{path}: 'base' chain loops back to itself ({chain})")
+    if len(_seen) >= MAX_BASE_DEPTH:
+        raise ConfigError(f"{path}: 'base' chain deeper than {MAX_BASE_DEPTH} files")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML: {err}") from None
+    if not raw:
+        raise ConfigError(f"{path}: the config file is empty")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, got {type(raw).__name__}")
+    raw = resolve_config_paths(raw, path.parent)
+    parent = raw.pop("base", None)
+    if parent is None:
+        return raw
+    if not isinstance(parent, str):
+        raise ConfigError(f"{path}: 'base' must be a preset name or a file path, got {parent!r}")
+    try:
+        parent_path = find_config(parent, base=path.parent)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: base: {err}") from None
+    return merge_dicts(read_config_file(parent_path, (*_seen, path)), raw)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
@@ -195,17 +279,23 @@ def load_config(
     """Read a preset or YAML file, apply overrides, and validate every key.
 
     Args:
-        name_or_path: a preset name (``tiny``, ``qwen2.5-7b``) or a path to a YAML file.
+        name_or_path: a preset name (``tiny``, ``qwen2.5-7b``) or a path to a YAML file,
+            which may start from a preset with ``base: NAME``.
         overrides: ``section.key=value`` strings, applied after the file is read.
+
+    Returns:
+        The validated config; its paths are absolute and ``source`` names the file.
+
+    Example:
+        >>> from ift_tutorial import load_config
+        >>> cfg = load_config("tiny", ["training.max_steps=3"])
+        >>> cfg.training.max_steps, cfg.model.load_in_4bit
+        (3, True)
     """
     path = find_config(name_or_path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML: {err}") from None
-    if not raw:
-        raise ConfigError(f"{path}: the config file is empty")
-    raw = apply_overrides(raw, overrides)
+    raw = read_config_file(path)
+    override_raw = resolve_config_paths(apply_overrides({}, overrides), None)
+    raw = merge_dicts(raw, override_raw)
     cfg = config_from_dict(raw, where=str(path))
     cfg.source = str(path)
     return cfg

@@ -132,7 +132,7 @@ def load_tokenizer(settings: ModelSettings) -> PreTrainedTokenizerBase:
     elif tokenizer.chat_template is None:
         raise UserFacingError(
             f"the tokenizer of {settings.name_or_path!r} has no chat template: set model.chat_template "
-            "to a .jinja file (e.g. configs/chat_templates/llama2_inst.jinja)"
+            "to a .jinja file (e.g. the package's configs/chat_templates/llama2_inst.jinja)"
         )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -188,9 +188,3 @@ def default_device_map() -> dict[str, int | str]:
         return {"": int(os.environ.get("LOCAL_RANK", 0))}
     return {"": "cpu"}
 
-
-def load_model_and_tokenizer(
-    settings: ModelSettings, **kwargs
-) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """``load_model`` and ``load_tokenizer`` together (keyword arguments go to ``load_model``)."""
-    return load_model(settings, **kwargs), load_tokenizer(settings)

@@ -1,8 +1,17 @@
-"""Where the project's own files live: configs, shipped data and artefacts.
+"""Where the package's own files live, and how a path in a config is resolved.
 
-Paths in YAML configs are written relative to the project root (the folder that
-holds ``configs/`` and ``data/``), so that a config works from any working
-directory: a notebook in ``book/``, a terminal at the root, or a Colab runtime.
+Everything a preset needs ships inside the package as package data, so that a
+checkout, an editable install and an installed wheel behave the same:
+
+* ``ift_tutorial/configs/``: the presets, chat templates and accelerate configs;
+* ``ift_tutorial/data/``: the tiny model, its task files, the instruction data and the
+  shipped adapter.
+
+A relative path in a YAML config is relative to *that file* (a preset's
+``../data/tiny-llama`` is the package's tiny model; a user's ``my_data.jsonl`` sits
+next to the user's YAML). A relative path given on the command line or in Python is
+relative to the working directory, with the package's own files as a fallback, so
+that ``read_tasks("data/tasks/heldout.jsonl")`` finds the shipped file anywhere.
 """
 
 from __future__ import annotations
@@ -10,35 +19,90 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-#: The project root. ``IFT_TUTORIAL_HOME`` overrides it (e.g. a clone elsewhere).
-PROJECT_ROOT = Path(os.environ.get("IFT_TUTORIAL_HOME", Path(__file__).resolve().parents[1]))
-CONFIGS_DIR = PROJECT_ROOT / "configs"
-DATA_DIR = PROJECT_ROOT / "data"
+#: The installed package folder (inside site-packages for a wheel).
+PACKAGE_DIR = Path(__file__).resolve().parent
+CONFIGS_DIR = PACKAGE_DIR / "configs"
+DATA_DIR = PACKAGE_DIR / "data"
 #: The tiny Llama preset that the project pretrains and ships.
 TINY_MODEL_DIR = DATA_DIR / "tiny-llama"
+#: The repository checkout that holds the package, or None for an installed wheel.
+PROJECT_ROOT: Path | None = (
+    PACKAGE_DIR.parent if (PACKAGE_DIR.parent / "pyproject.toml").is_file()
+    and (PACKAGE_DIR.parent / "book").is_dir() else None
+)
+
+#: Suffixes that mark a config value as a file, never a hub id.
+FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".jinja", ".yaml", ".yml", ".txt")
 
 
-def resolve_path(path: str | os.PathLike[str]) -> Path:
-    """Resolve ``path`` against the working directory first, then the project root.
+def resolve_path(path: str | os.PathLike[str], base: str | os.PathLike[str] | None = None) -> Path:
+    """Resolve a relative path against ``base``, or the working directory and the package.
 
     Args:
-        path: an absolute path, a path relative to the working directory, or a path
-            relative to the project root such as ``data/tasks/train.jsonl``.
+        path: an absolute path, or a relative one such as ``data/tasks/train.jsonl``.
+        base: the folder the path is relative to (a config file's folder). When given,
+            nothing else is tried.
 
     Returns:
-        The first candidate that exists, else the project-root candidate (so that an
-        error message names the place the project expected the file to be).
+        With ``base``: ``base / path``. Without: the working-directory candidate if it
+        exists, else the package-data candidate if that exists, else the
+        working-directory candidate (so that an error names where a file was expected).
     """
     p = Path(path).expanduser()
-    if p.is_absolute() or p.exists():
+    if p.is_absolute():
         return p
-    return PROJECT_ROOT / p
+    if base is not None:
+        return (Path(base) / p).resolve()
+    here = Path.cwd() / p
+    if here.exists():
+        return here
+    shipped = PACKAGE_DIR / p
+    return shipped if shipped.exists() else here
 
 
-def looks_like_local_path(name_or_path: str) -> bool:
-    """True when ``name_or_path`` names a local folder rather than a hub id."""
-    return (
-        name_or_path.startswith((".", "/", "~"))
-        or name_or_path.startswith("data/")
-        or resolve_path(name_or_path).exists()
-    )
+def looks_like_local_path(name_or_path: str, base: str | os.PathLike[str] | None = None) -> bool:
+    """True when ``name_or_path`` names a local file or folder rather than a hub id.
+
+    Explicitly relative or absolute paths (``./x``, ``../x``, ``/x``, ``~/x``) and names
+    with a file suffix are local; ``org/name`` is a hub id unless it exists on disk.
+    """
+    s = str(name_or_path)
+    if s.startswith((".", "/", "~")) or s.endswith(FILE_SUFFIXES):
+        return True
+    return resolve_path(s, base).exists()
+
+
+def runs_dir() -> Path:
+    """The folder that training runs go to by default.
+
+    ``IFT_RUNS_DIR`` wins (on Colab, a folder on Google Drive survives the session).
+    Otherwise ``runs/`` at the root of the checkout when working inside one (the book's
+    notebooks run in ``book/chapters``), else ``runs/`` under the working directory:
+    never inside the installed package.
+    """
+    env = os.environ.get("IFT_RUNS_DIR")
+    if env:
+        return Path(env).expanduser()
+    cwd = Path.cwd().resolve()
+    if PROJECT_ROOT is not None and (cwd == PROJECT_ROOT or PROJECT_ROOT in cwd.parents):
+        return PROJECT_ROOT / "runs"
+    return cwd / "runs"
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """A path as a reader should see it: no machine-specific prefix.
+
+    Relative to the working directory when under it, ``<ift_tutorial>/...`` for the
+    package's own files, relative to the checkout when inside it, else ``~/...`` or
+    the folder's name.
+    """
+    p = Path(path).expanduser()
+    if not p.is_absolute():
+        return str(p)
+    p = p.resolve()
+    for root, prefix in ((Path.cwd().resolve(), ""), (PACKAGE_DIR, "<ift_tutorial>/"),
+                         (PROJECT_ROOT, ""), (Path.home().resolve(), "~/")):
+        if root is not None and (p == root or root in p.parents):
+            rel = p.relative_to(root).as_posix()
+            return prefix + rel if rel != "." else (prefix.rstrip("/") or ".")
+    return p.name

@@ -26,7 +26,8 @@ from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTra
 
 from .config import ConfigError, apply_overrides, find_config
 from .corpus import World, make_corpus, make_world
-from .paths import resolve_path
+from .paths import TINY_MODEL_DIR, resolve_path
+from .tasks import build_task_files
 from .tokenizer import save_tokenizer, train_tokenizer
 
 
@@ -34,7 +35,14 @@ def load_pretrain_config(name_or_path: str = "pretrain-tiny",
                          overrides: list[str] | None = None) -> dict[str, Any]:
     """Read a pretraining YAML (a preset name or a path) and apply ``key.sub=value`` overrides."""
     path = find_config(name_or_path)
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML: {err}") from None
+    # Folders named in the file are relative to it; those in overrides, to the working directory.
+    for key in ("output_dir", "tasks_dir"):
+        if isinstance(raw.get(key), str):
+            raw[key] = str(resolve_path(raw[key], path.parent))
     raw = apply_overrides(raw, overrides)
     for section in ("world", "tokenizer", "model", "training"):
         if not isinstance(raw.get(section), dict):
@@ -101,7 +109,7 @@ def pretrain(cfg: dict[str, Any], output_dir: str | os.PathLike[str] | None = No
         torch.set_num_threads(int(tcfg["num_threads"]))
     random.seed(seed)
     torch.manual_seed(seed)
-    out = resolve_path(output_dir or cfg.get("output_dir", "data/tiny-llama"))
+    out = Path(output_dir or cfg.get("output_dir") or TINY_MODEL_DIR).expanduser().resolve()
     start = time.perf_counter()
 
     world = world_from_config(cfg)
@@ -163,8 +171,9 @@ def pretrain(cfg: dict[str, Any], output_dir: str | os.PathLike[str] | None = No
         "last_loss": log[-1]["loss"],
     }
     # The log travels with the model (the book plots it); it holds no machine paths.
+    portable = {k: v for k, v in cfg.items() if k not in ("output_dir", "tasks_dir")}
     (out / "pretrain_log.json").write_text(
-        json.dumps({"config": cfg, "summary": summary, "log": log}, indent=1, ensure_ascii=False),
+        json.dumps({"config": portable, "summary": summary, "log": log}, indent=1, ensure_ascii=False),
         encoding="utf-8",
     )
     return {**summary, "output_dir": str(out)}
@@ -181,8 +190,6 @@ def pretrain_cli(args: argparse.Namespace) -> int:
     if cfg.get("tasks_dir"):
         # The task files ask about this world: rebuild them with it. A model saved
         # elsewhere gets its tasks beside it, leaving the shipped ones alone.
-        from .tasks import build_task_files
-
         tasks_dir = Path(args.output_dir) / "tasks" if args.output_dir else cfg["tasks_dir"]
         paths = build_task_files(world_from_config(cfg), tasks_dir,
                                  n_heldout=int(cfg.get("tasks_heldout_per_kind", 30)),

@@ -175,18 +175,11 @@ def count_by(rows: list[dict], *fields: str) -> dict[str, int]:
     return dict(sorted(Counter("/".join(str(r.get(f)) for f in fields) for r in rows).items()))
 
 
-def build_task_files(world: World, out_dir: str | os.PathLike[str] = "data/tasks",
+def build_task_files(world: World, out_dir: str | os.PathLike[str],
                      n_heldout: int = 30, seed: int = 0) -> dict[str, Path]:
     """Write ``train.jsonl`` and ``heldout.jsonl`` for ``world`` under ``out_dir``."""
     train, heldout = make_tasks(world, n_heldout, seed)
-    out = resolve_path(out_dir)
+    out = Path(out_dir).expanduser()
     return {"train": write_jsonl(train, out / "train.jsonl"),
             "heldout": write_jsonl(heldout, out / "heldout.jsonl")}
 
-
-if __name__ == "__main__":  # python -m ift_tutorial.tasks: rebuild data/tasks/
-    from .pretrain import load_pretrain_config, world_from_config
-
-    paths = build_task_files(world_from_config(load_pretrain_config()))
-    for name, p in paths.items():
-        print(name, p.name, count_by(read_tasks(p), "task"))

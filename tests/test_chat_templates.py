@@ -8,9 +8,9 @@ from trl.chat_template_utils import is_chat_template_stop_token_trained
 from ift_tutorial.config import ModelSettings, load_config
 from ift_tutorial.errors import UserFacingError
 from ift_tutorial.loading import load_tokenizer
-from ift_tutorial.paths import TINY_MODEL_DIR
+from ift_tutorial.paths import CONFIGS_DIR, TINY_MODEL_DIR
 
-TEMPLATE = "configs/chat_templates/llama2_inst.jinja"
+TEMPLATE = str(CONFIGS_DIR / "chat_templates" / "llama2_inst.jinja")
 
 
 @pytest.fixture()
