@@ -1,0 +1,100 @@
+"""Numbers as a reader should see them: ``76 %``, ``1.2 M``, ``2 min 12 s``.
+
+Printed summaries (the training run's before/after lines, the chapters' tables) go
+through these helpers, so that a page never shows ``0.7555555555`` or ``2160288``.
+A missing value (``None``) prints as ``n/a`` rather than failing: an evaluation that
+was skipped is reported, not hidden.
+"""
+
+from __future__ import annotations
+
+import math
+
+#: What a missing value prints as.
+MISSING = "n/a"
+
+_COUNT_UNITS = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"))
+
+
+def _trim(text: str) -> str:
+    """``"1.0"`` -> ``"1"``, ``"1.50"`` -> ``"1.5"``; integers stay as they are."""
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _missing(value: float | None) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def percent(fraction: float | None, digits: int = 0) -> str:
+    """A fraction as a percentage, with a space before the sign.
+
+    Example:
+        >>> percent(0.7555), percent(0.7555, digits=1), percent(1.0), percent(None)
+        ('76 %', '75.5 %', '100 %', 'n/a')
+    """
+    if _missing(fraction):
+        return MISSING
+    return f"{100 * fraction:.{digits}f} %"
+
+
+def count(n: float | None, digits: int = 1) -> str:
+    """A count with a unit prefix: thousands ``k``, millions ``M``, billions ``B``.
+
+    Below 1000 the number is printed whole; from 10 units up without decimals
+    (``12 M``), below with ``digits`` decimals (``1.2 M``), trailing zeros dropped.
+
+    Example:
+        >>> count(950), count(1_200_000), count(2_162_688), count(12_345_678), count(7.6e9)
+        ('950', '1.2 M', '2.2 M', '12 M', '7.6 B')
+    """
+    if _missing(n):
+        return MISSING
+    sign, n = ("-" if n < 0 else ""), abs(n)
+    for scale, unit in _COUNT_UNITS if n >= 1000 else ():
+        # round first, so that 999_960 prints as "1 M", not "1000 k"
+        if round(n / scale, digits) >= 1:
+            value = n / scale
+            text = f"{value:.0f}" if round(value, digits) >= 10 else _trim(f"{value:.{digits}f}")
+            return f"{sign}{text} {unit}"
+    return f"{sign}{n:.0f}" if float(n).is_integer() else f"{sign}{_trim(f'{n:.{digits}f}')}"
+
+
+def seconds(s: float | None) -> str:
+    """A duration: ``0.35 s``, ``4.2 s``, ``89 s``, ``2 min 12 s``, ``1 h 2 min``.
+
+    Example:
+        >>> seconds(0.351), seconds(4.24), seconds(89.4), seconds(132), seconds(3725)
+        ('0.35 s', '4.2 s', '89 s', '2 min 12 s', '1 h 2 min')
+    """
+    if _missing(s):
+        return MISSING
+    if round(s, 2) < 1:
+        return f"{s:.2f} s"
+    if round(s, 1) < 10:
+        return f"{s:.1f} s"
+    total = round(s)
+    if total < 100:  # "89 s" reads better than "1 min 29 s"
+        return f"{total} s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def number(x: float | None, significant: int = 3) -> str:
+    """A measured value to ``significant`` digits (whole numbers stay whole), no exponent.
+
+    Example:
+        >>> number(12.3456), number(0.012345), number(1234.5), number(None)
+        ('12.3', '0.0123', '1234', 'n/a')
+    """
+    if _missing(x):
+        return MISSING
+    if x == 0:
+        return "0"
+    if abs(x) >= 10 ** (significant - 1):
+        return f"{x:.0f}"  # the integer part is never cut: 1234.5 -> 1234
+    x = float(f"{x:.{significant}g}")  # round first: 99.99 -> 100, not "100.0"
+    decimals = max(0, significant - 1 - math.floor(math.log10(abs(x))))
+    return f"{x:.{decimals}f}"
