@@ -30,6 +30,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from .config import ExperimentConfig
+from .devices import to_model_device
 from .loading import disable_cpu_weight_repacking, load_model, load_tokenizer
 from .paths import resolve_path
 from .tasks import is_exact_match as _is_exact_match
@@ -68,10 +69,6 @@ def load_for_inference(
 
 
 # --- generation --------------------------------------------------------------------
-
-
-def _device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
 
 
 #: Tokens that close an assistant turn in common chat templates (ChatML, Llama 3, Gemma, Phi).
@@ -121,7 +118,7 @@ def greedy_continuations(
             # The texts already hold BOS; add_special_tokens=False avoids a second one.
             enc = tokenizer(list(texts[start:start + batch_size]), return_tensors="pt",
                             padding=True, add_special_tokens=False)
-            enc = {k: v.to(_device(model)) for k, v in enc.items()}
+            enc = to_model_device(enc, model)
             out = model.generate(
                 **enc,
                 max_new_tokens=max_new_tokens,
@@ -311,10 +308,11 @@ def perplexity(
             input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in pairs])
             labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in pairs])
             attention = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in pairs])
-            dev = _device(model)
-            logits = model(input_ids=input_ids.to(dev), attention_mask=attention.to(dev)).logits
+            inputs = to_model_device({"input_ids": input_ids, "attention_mask": attention}, model)
+            logits = model(**inputs).logits
             # Token t predicts token t+1: shift logits left, labels right.
-            logits, targets = logits[:, :-1].float(), labels[:, 1:].to(dev)  # (B, T-1, V), (B, T-1)
+            logits = logits[:, :-1].float()  # (B, T-1, V)
+            targets = labels[:, 1:].to(logits.device)  # (B, T-1)
             nll = torch.nn.functional.cross_entropy(
                 logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
                 ignore_index=-100, reduction="sum",
