@@ -8,14 +8,17 @@ download) to count parameters and plan memory. Every other module that needs a
 
 Values are those of the published ``config.json`` files. Chat/instruct variants
 share their base model's architecture (only tokenizer details and generation
-defaults differ), so they map to the same numbers.
+defaults differ), so they map to the same numbers. Besides the presets' models
+(Qwen2.5-7B, Llama-3.1-8B, OLMo-2-7B), two 2023 models stay for the book's
+comparisons: Llama-2-7B (plain multi-head attention, a 32k vocabulary) and
+Mistral-7B-v0.1 (sliding-window attention).
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from transformers import AutoConfig, LlamaConfig, MistralConfig, PretrainedConfig, Qwen2Config
+from transformers import AutoConfig, LlamaConfig, MistralConfig, Olmo2Config, PretrainedConfig, Qwen2Config
 
 from .paths import resolve_path
 
@@ -101,6 +104,49 @@ def _llama_2_7b() -> PretrainedConfig:
     )
 
 
+def _llama_3_1_8b() -> PretrainedConfig:
+    return LlamaConfig(
+        vocab_size=128256,
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        hidden_act="silu",
+        max_position_embeddings=131072,
+        rms_norm_eps=1e-5,
+        # "llama3" RoPE: the 8k-trained frequencies stretched 8x for a 128k context
+        rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
+                         "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                         "original_max_position_embeddings": 8192},
+        tie_word_embeddings=False,
+        attention_bias=False,
+        mlp_bias=False,
+        bos_token_id=128000,  # <|begin_of_text|>
+        eos_token_id=128001,  # <|end_of_text|> (the base model's config; Instruct adds <|eot_id|>)
+    )
+
+
+def _olmo_2_7b() -> PretrainedConfig:
+    return Olmo2Config(
+        vocab_size=100352,
+        hidden_size=4096,
+        intermediate_size=11008,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=32,  # plain multi-head attention
+        hidden_act="silu",
+        max_position_embeddings=4096,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 500000.0},
+        tie_word_embeddings=False,
+        attention_bias=False,
+        bos_token_id=None,  # config.json has none; the tokenizer's BOS is <|endoftext|>
+        eos_token_id=100257,  # <|endoftext|>
+        pad_token_id=100277,  # <|pad|>
+    )  # OLMo 2 normalises queries and keys (q_norm, k_norm) and puts its norms after each block
+
+
 #: Hub id -> a function building its architecture config. Keys are canonical hub ids.
 KNOWN_ARCHITECTURES: dict[str, Callable[[], PretrainedConfig]] = {
     "Qwen/Qwen2.5-7B": _qwen2_5_7b,
@@ -111,13 +157,21 @@ KNOWN_ARCHITECTURES: dict[str, Callable[[], PretrainedConfig]] = {
     "mistralai/Mistral-7B-Instruct-v0.1": _mistral_7b_v0_1,
     "meta-llama/Llama-2-7b-hf": _llama_2_7b,
     "meta-llama/Llama-2-7b-chat-hf": _llama_2_7b,
+    "meta-llama/Llama-3.1-8B": _llama_3_1_8b,
+    "meta-llama/Llama-3.1-8B-Instruct": _llama_3_1_8b,
+    "allenai/OLMo-2-1124-7B": _olmo_2_7b,
+    "allenai/OLMo-2-1124-7B-Instruct": _olmo_2_7b,
 }
 
-#: Published total parameter counts, for checking the configs above.
+#: Published total parameter counts, for checking the configs above. The model pages of
+#: Llama-3.1-8B and OLMo-2-1124-7B round theirs (8.03 B, 7.3 B); the exact figures are the
+#: sums of their config.json shapes, which those roundings confirm.
 PUBLISHED_PARAMETER_COUNTS: dict[str, int] = {
     "Qwen/Qwen2.5-7B": 7_615_616_512,
     "mistralai/Mistral-7B-v0.1": 7_241_732_096,
     "meta-llama/Llama-2-7b-hf": 6_738_415_616,
+    "meta-llama/Llama-3.1-8B": 8_030_261_248,
+    "allenai/OLMo-2-1124-7B": 7_298_617_344,
 }
 
 

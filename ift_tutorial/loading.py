@@ -114,8 +114,9 @@ def check_hub_access(settings: ModelSettings, path: str) -> None:
 def load_tokenizer(settings: ModelSettings) -> PreTrainedTokenizerBase:
     """Load the tokenizer with a chat template and a pad token (EOS is reused if needed).
 
-    Base models such as Mistral-7B-v0.1 and Llama-2-7b ship no chat template; their
-    presets name one in ``model.chat_template``.
+    Base tokenizers often ship no chat template (OLMo-2-7B), or one that does not
+    train (Qwen2.5-7B: no generation markers; Llama-3.1-8B: untrained chat tokens);
+    their presets name one in ``model.chat_template``.
     """
     path = resolve_model_path(settings)
     try:

@@ -1,4 +1,4 @@
-"""The instruction template shipped for base tokenizers without one (Mistral v0.1, Llama 2)."""
+"""The instruction templates shipped for base tokenizers without a usable one (Llama 3.1, OLMo 2)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from ift_tutorial.loading import load_tokenizer
 from ift_tutorial.paths import CONFIGS_DIR, TINY_MODEL_DIR
 
 TEMPLATE = str(CONFIGS_DIR / "chat_templates" / "llama2_inst.jinja")
+TULU = str(CONFIGS_DIR / "chat_templates" / "tulu.jinja")
 
 
 @pytest.fixture()
@@ -39,9 +40,22 @@ def test_loss_mask_covers_the_answer_and_eos_only(tokenizer):
     assert is_chat_template_stop_token_trained(tokenizer)
 
 
-@pytest.mark.parametrize("preset", ["mistral-7b", "llama-2-7b"])
-def test_base_presets_without_a_template_name_one(preset):
-    assert load_config(preset).model.chat_template == TEMPLATE
+@pytest.mark.parametrize("preset, template", [("llama-3.1-8b", TEMPLATE), ("olmo-2-7b", TULU)])
+def test_base_presets_without_a_template_name_one(preset, template):
+    assert load_config(preset).model.chat_template == template
+
+
+def test_tulu_template_renders_the_olmo2_instruct_format():
+    tok = load_tokenizer(ModelSettings(name_or_path=str(TINY_MODEL_DIR), chat_template=TULU))
+    messages = [{"role": "user", "content": "2 + 3 ="}, {"role": "assistant", "content": "5"},
+                {"role": "user", "content": "3 + 4 ="}]
+    text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    eos = tok.eos_token
+    assert text == f"{tok.bos_token}<|user|>\n2 + 3 =\n<|assistant|>\n5{eos}\n<|user|>\n3 + 4 =\n<|assistant|>\n"
+    out = tok.apply_chat_template(messages[:2], return_dict=True, return_assistant_tokens_mask=True)
+    answer = [t for t, m in zip(out["input_ids"], out["assistant_masks"]) if m]
+    assert answer[-1] == tok.eos_token_id and tok.decode(answer, skip_special_tokens=True) == "5"
+    assert is_chat_template_stop_token_trained(tok)
 
 
 def test_a_missing_template_file_is_a_clear_error():

@@ -13,8 +13,8 @@ from ift_tutorial.llama import meta_model
 # Published totals of the base models (their model cards / config.json).
 BASE_PARAMETERS = {
     "qwen2.5-7b": 7_615_616_512,
-    "mistral-7b": 7_241_732_096,
-    "llama-2-7b": 6_738_415_616,
+    "llama-3.1-8b": 8_030_261_248,
+    "olmo-2-7b": 7_298_617_344,
 }
 
 

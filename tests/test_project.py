@@ -37,7 +37,7 @@ def test_torch_requirement_is_a_lower_bound():
     assert ">=" in torch_req and "==" not in torch_req and "<" not in torch_req
 
 
-@pytest.mark.parametrize("preset", ["qwen2.5-7b", "mistral-7b", "llama-2-7b"])
+@pytest.mark.parametrize("preset", ["qwen2.5-7b", "llama-3.1-8b", "olmo-2-7b"])
 def test_7b_presets_load_with_secure_defaults(preset):
     cfg = load_config(preset)
     assert cfg.model.load_in_4bit and cfg.model.quant_type == "nf4" and cfg.model.double_quant
@@ -47,9 +47,10 @@ def test_7b_presets_load_with_secure_defaults(preset):
     assert preset in available_presets()
 
 
-def test_llama2_preset_says_it_is_gated():
-    cfg = load_config("llama-2-7b")
+def test_llama_preset_says_it_is_gated_and_the_open_ones_are_not():
+    cfg = load_config("llama-3.1-8b")
     assert cfg.model.gated and "licence" in cfg.model.notes
+    assert not load_config("qwen2.5-7b").model.gated and not load_config("olmo-2-7b").model.gated
 
 
 def test_overrides_are_typed_and_unknown_keys_rejected(tmp_path):
