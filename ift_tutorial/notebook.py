@@ -172,3 +172,29 @@ def setup_notebook(default: str = "tiny", seed: int = 0) -> str:
     seed_everything(seed)
     set_plot_style()
     return preset
+
+
+#: The mimetype prefix of values stored for the book but not shown (myst-nb's ``glue``).
+GLUE_PREFIX = "application/papermill.record/"
+
+
+def glue(name: str, value: object, display: bool = False) -> None:
+    """Store ``value`` under ``name`` for the book's prose: ``{glue:text}`name```.
+
+    The same output as ``myst_nb.glue``, without needing myst-nb (not installed on
+    Colab). A string is stored as it is, so ``glue("ratio", "9.1×")`` inserts
+    ``9.1×`` (myst-nb would insert its ``repr``, quotes included); other values
+    (numbers, figures) go through IPython's formatters as in myst-nb, so
+    ``{glue:text}`acc:.0%``` and ``{glue:figure}`` work as documented there.
+    Nothing is shown in the notebook unless ``display`` is true.
+    """
+    from IPython.core.formatters import format_display_data
+    from IPython.display import display as ipy_display
+
+    if isinstance(value, str):
+        bundle, metadata = {"text/plain": value}, {}
+    else:
+        bundle, metadata = format_display_data(value)
+    prefix = "" if display else GLUE_PREFIX
+    metadata["scrapbook"] = {"name": name, "mime_prefix": prefix}
+    ipy_display({prefix + k: v for k, v in bundle.items()}, raw=True, metadata=metadata)
