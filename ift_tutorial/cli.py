@@ -108,6 +108,12 @@ def _cmd_dry_run(args: argparse.Namespace) -> int:
     return dry_run_cli(args)
 
 
+def _cmd_score_ifeval(args: argparse.Namespace) -> int:
+    from .ifeval import score_ifeval_cli
+
+    return score_ifeval_cli(args)
+
+
 # --- parsers -------------------------------------------------------------------
 
 
@@ -224,6 +230,18 @@ def _parser_dry_run(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_dry_run)
 
 
+def _parser_score_ifeval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("score-ifeval", help="score answers to IFEval-format prompts",
+                       description="Check each line's response against its verifiable "
+                       "instructions (IFEval ids and kwargs, English and Chinese) and report "
+                       "prompt- and instruction-level accuracy, strict and loose, with one "
+                       "result per line in order. Offline; no model is loaded.")
+    p.add_argument("--input", required=True, help="JSONL: key, prompt, instruction_id_list, "
+                   "kwargs, response (lang optional)")
+    p.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    p.set_defaults(handler=_cmd_score_ifeval)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ift-tutorial",
@@ -232,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_parser_train, _parser_evaluate, _parser_generate, _parser_merge,
-                _parser_check_data, _parser_pretrain, _parser_plan_memory, _parser_dry_run):
+                _parser_check_data, _parser_pretrain, _parser_plan_memory, _parser_dry_run,
+                _parser_score_ifeval):
         add(sub)
     return parser
 
