@@ -24,6 +24,8 @@ from .config import ModelSettings
 from .errors import UserFacingError
 from .hardware import detect_precision
 from .paths import looks_like_local_path, resolve_path
+from .progress import quiet_library_progress
+from .quiet import silence_known_messages
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +97,14 @@ def disable_cpu_weight_repacking(model: torch.nn.Module) -> int:
     return n
 
 
+def quiet_libraries() -> None:
+    """Before the libraries load anything: silence their known-harmless messages
+    (:mod:`ift_tutorial.quiet`) and, when nobody watches, their progress bars
+    (:mod:`ift_tutorial.progress`)."""
+    silence_known_messages()
+    quiet_library_progress()
+
+
 def check_hub_access(settings: ModelSettings, path: str) -> None:
     """A gated hub model needs a token; say so before a long download fails.
 
@@ -118,6 +128,7 @@ def load_tokenizer(settings: ModelSettings) -> PreTrainedTokenizerBase:
     train (Qwen2.5-7B: no generation markers; Llama-3.1-8B: untrained chat tokens);
     their presets name one in ``model.chat_template``.
     """
+    quiet_libraries()
     path = resolve_model_path(settings)
     try:
         tokenizer = AutoTokenizer.from_pretrained(
@@ -156,6 +167,7 @@ def load_model(
         device_map: where to place the weights. "auto" puts a single-process run on
             GPU 0 (or the CPU); under torchrun each rank uses its own device.
     """
+    quiet_libraries()
     path = resolve_model_path(settings)
     check_local_weights(path, settings.allow_pickle)
     check_hub_access(settings, path)

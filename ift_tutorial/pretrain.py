@@ -26,7 +26,8 @@ from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTra
 
 from .config import ConfigError, apply_overrides, find_config
 from .corpus import World, make_corpus, make_world
-from .paths import TINY_MODEL_DIR, resolve_path
+from .paths import TINY_MODEL_DIR, display_path, resolve_path
+from .progress import live_progress
 from .tasks import build_task_files
 from .tokenizer import save_tokenizer, train_tokenizer
 
@@ -92,13 +93,14 @@ def lr_at(step: int, peak: float, warmup: int, total: int, min_ratio: float) -> 
 
 
 def pretrain(cfg: dict[str, Any], output_dir: str | os.PathLike[str] | None = None,
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool | None = None) -> dict[str, Any]:
     """Generate the corpus, train the tokenizer, pretrain the model and save everything.
 
     Args:
         cfg: a pretraining config (see ``configs/pretrain-tiny.yaml``).
         output_dir: where to save; default ``cfg["output_dir"]``.
-        progress: show a tqdm bar.
+        progress: show a tqdm bar; default: when someone watches
+            (:func:`ift_tutorial.progress.live_progress`).
 
     Returns:
         A summary: parameters, tokens seen, seconds, first and last loss, the folder.
@@ -138,6 +140,7 @@ def pretrain(cfg: dict[str, Any], output_dir: str | os.PathLike[str] | None = No
     )
     log: list[dict[str, float]] = []
     model.train()
+    progress = live_progress() if progress is None else progress
     bar = tqdm(range(max_steps), desc="pretraining", disable=not progress)
     for step in bar:
         lr = lr_at(step, float(tcfg["learning_rate"]), int(tcfg["warmup_steps"]), max_steps,
@@ -194,6 +197,7 @@ def pretrain_cli(args: argparse.Namespace) -> int:
         paths = build_task_files(world_from_config(cfg), tasks_dir,
                                  n_heldout=int(cfg.get("tasks_heldout_per_kind", 30)),
                                  seed=int(cfg.get("seed", 0)))
-        summary["tasks"] = {name: str(p) for name, p in paths.items()}
+        summary["tasks"] = {name: display_path(p) for name, p in paths.items()}
+    summary["output_dir"] = display_path(summary["output_dir"])
     print(json.dumps(summary, indent=2))
     return 0

@@ -31,9 +31,12 @@ from . import distributed
 from .checkpoints import CompleteMarkerCallback, resolve_resume
 from .config import ExperimentConfig
 from .evaluation import evaluate_model
+from .formatting import number, percent
 from .hardware import Precision, detect_precision
 from .loading import load_model, load_tokenizer
+from .paths import display_path
 from .plots import plot_loss
+from .progress import use_summary_line
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +138,14 @@ def _eval_summary(report: dict[str, Any], when: str) -> dict[str, Any]:
     }
 
 
+def _eval_line(report: dict[str, Any], when: str) -> str:
+    """``before tuning: exact match 0 % (180 questions), perplexity 41.3``."""
+    n = report.get("n_exact_match")
+    return (f"{when} tuning: exact match {percent(report.get('exact_match'))}"
+            + (f" ({n} questions)" if n else "")
+            + f", perplexity {number(report.get('perplexity'))}")
+
+
 def _write_predictions(path: Path, before: dict[str, Any], after: dict[str, Any]) -> None:
     """One JSON line per held-out question: prompt, reference, answer before and after."""
     b, a = before.get("predictions") or [], after.get("predictions") or []
@@ -196,8 +207,7 @@ def train(
         metrics.update(_eval_summary(before, "before"))
         for note in before.get("skipped", []):
             print(f"evaluation skipped: {note}", flush=True)
-        print(f"before tuning: exact match {before.get('exact_match')}, "
-              f"perplexity {before.get('perplexity')}", flush=True)
+        print(_eval_line(before, "before"), flush=True)
 
     args = sft_config(config, out, precision)  # also forms the process group under a launcher
     choice = resolve_resume(out, resume)  # after it, so that the ranks agree (barriers)
@@ -212,11 +222,12 @@ def train(
     )
     if precision.compute_dtype == torch.float32:
         fp32_adapter(trainer.model, torch.float32)
+    use_summary_line(trainer)  # nobody watching (book build, log file): one line, no bar
     step_at_start = 0
     if choice.checkpoint:
         state = json.loads((Path(choice.checkpoint) / "trainer_state.json").read_text())
         step_at_start = int(state.get("global_step", 0))
-        print(f"resuming from {choice.checkpoint} (step {step_at_start})", flush=True)
+        print(f"resuming from {display_path(choice.checkpoint)} (step {step_at_start})", flush=True)
     train_start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=choice.checkpoint)
     train_seconds = time.perf_counter() - train_start
@@ -237,8 +248,7 @@ def train(
     if evaluate:
         after = evaluate_model(model, tokenizer, config)
         metrics.update(_eval_summary(after, "after"))
-        print(f"after tuning: exact match {after.get('exact_match')}, "
-              f"perplexity {after.get('perplexity')}", flush=True)
+        print(_eval_line(after, "after"), flush=True)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     metrics.update(
