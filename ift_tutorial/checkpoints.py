@@ -27,6 +27,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from . import distributed
+from .paths import display_path
 
 logger = logging.getLogger(__name__)
 
@@ -179,8 +180,8 @@ def resolve_resume(output_dir: str | os.PathLike[str], resume: str) -> ResumeCho
         return ResumeChoice(checkpoint=str(resume))
     choice = find_resume_checkpoint(output_dir)
     for folder, reason in choice.skipped.items():
-        logger.warning("skipping incomplete checkpoint %s: %s", folder, reason)
-        print(f"skipping incomplete checkpoint {folder}: {reason}", flush=True)
+        logger.warning("skipping incomplete checkpoint %s: %s", display_path(folder), reason)
+        print(f"skipping incomplete checkpoint {display_path(folder)}: {reason}", flush=True)
     distributed.barrier()  # every rank decides before rank 0 renames anything
     if distributed.is_main_process():
         for folder in choice.skipped:

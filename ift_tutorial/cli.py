@@ -79,8 +79,10 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     cfg = _config(args)
     from .merging import merge_adapter
 
+    from .paths import display_path
+
     out = merge_adapter(cfg, args.adapter, args.output_dir, dtype=args.dtype)
-    print(f"merged model saved to {out}")
+    print(f"merged model saved to {display_path(out)}")
     return 0
 
 

@@ -29,6 +29,7 @@ from torch import nn
 from .config import ConfigError, ExperimentConfig, load_config
 from .hardware import detect_precision
 from .loading import disable_cpu_weight_repacking
+from .paths import display_path
 from .memory import (CUDA_OVERHEAD_BYTES, STATIC, GiB, MemoryPlan, measure_model_bytes, plan_memory,
                      resolve_optim)
 
@@ -227,7 +228,7 @@ def dry_run(
         planned_total = plan.total_bytes
     report = {
         "preset": config.name,
-        "model": config.model.name_or_path,
+        "model": display_path(config.model.name_or_path),
         "device": describe_device(),
         "layers": layers,
         "seq_len": seq_len,

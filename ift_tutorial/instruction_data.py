@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DataError, UserFacingError
-from .paths import resolve_path
+from .paths import display_path, resolve_path
 
 Message = dict[str, str]
 Conversation = list[Message]
@@ -503,7 +503,7 @@ class DataReport:
         return asdict(self)
 
     def __str__(self) -> str:
-        lines = [f"{self.path}: {self.n_read} conversations read ({self.format} format), "
+        lines = [f"{display_path(self.path)}: {self.n_read} conversations read ({self.format} format), "
                  f"{self.n_kept} kept"]
         if self.filtered:
             for reason, n in self.filtered.items():

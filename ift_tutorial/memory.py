@@ -402,7 +402,9 @@ def plan_memory_cli(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(plan.to_dict(args.gpu), indent=2))
     else:
-        print(f"{config.name}: {config.model.name_or_path}")
+        from .paths import display_path
+
+        print(f"{config.name}: {display_path(config.model.name_or_path)}")
         print(format_plan(plan, args.gpu))
     return 0
 
