@@ -209,6 +209,64 @@ def evaluate_exact_match(
     }
 
 
+# --- verifiable instruction following (IFEval) and grade-school maths (GSM8K) ----------
+
+
+def evaluate_ifeval(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[Any],
+    max_new_tokens: int = 256,
+    batch_size: int = 8,
+) -> dict[str, Any]:
+    """Answer each IFEval prompt as one user turn, greedily, and score the answers.
+
+    Args:
+        prompts: :class:`ift_tutorial.ifeval.IFEvalPrompt` objects, e.g. from
+            :func:`ift_tutorial.ifeval.read_ifeval_prompts`.
+
+    Returns:
+        :func:`ift_tutorial.ifeval.score_ifeval`'s report; each of its ``results`` also
+        holds the ``response``.
+    """
+    from .ifeval import score_ifeval
+
+    convs = [[{"role": "user", "content": p.prompt}] for p in prompts]
+    responses = generate_responses(model, tokenizer, convs, max_new_tokens, batch_size)
+    report = score_ifeval(prompts, responses)
+    for result, response in zip(report["results"], responses):
+        result["response"] = response
+    return report
+
+
+def evaluate_gsm8k(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    problems: Sequence[Any],
+    max_new_tokens: int = 256,
+    batch_size: int = 8,
+) -> dict[str, Any]:
+    """Answer each GSM8K problem zero-shot (:func:`ift_tutorial.gsm8k.gsm8k_prompt`),
+    greedily, and score flexible and strict.
+
+    Args:
+        problems: :class:`ift_tutorial.gsm8k.GSM8KProblem` objects, e.g. from
+            :func:`ift_tutorial.gsm8k.read_gsm8k`.
+
+    Returns:
+        :func:`ift_tutorial.gsm8k.score_gsm8k`'s report; each of its ``results`` also
+        holds the ``question`` and the ``response``.
+    """
+    from .gsm8k import gsm8k_prompt, score_gsm8k
+
+    convs = [[{"role": "user", "content": gsm8k_prompt(p.question, p.lang)}] for p in problems]
+    responses = generate_responses(model, tokenizer, convs, max_new_tokens, batch_size)
+    report = score_gsm8k(problems, responses)
+    for result, problem, response in zip(report["results"], problems, responses):
+        result.update(question=problem.question, response=response)
+    return report
+
+
 def complete(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
