@@ -143,3 +143,202 @@ def encoder_decoder_vs_decoder_only():
     out = box(ax, 6.9, 4.3, 3.0, 0.6, "next token at every position", "output", fontsize=9)
     arrow(ax, (stack[0], 3.6), (out[0], 4.3))
     return fig
+
+
+# --- Chapters 4 and 6: the Llama block, LoRA, QLoRA's storage and compute ------------
+
+
+def _add_node(ax: Any, centre: tuple[float, float], text: str = "+", radius: float = 0.17) -> None:
+    """A small circle with a sign in it: where two paths are added (or multiplied)."""
+    from matplotlib.patches import Circle
+
+    ax.add_patch(Circle(centre, radius, facecolor="white", edgecolor="#444444", linewidth=1.0))
+    ax.text(centre[0], centre[1], text, ha="center", va="center", fontsize=11)
+
+
+def _line(ax: Any, points: list[tuple[float, float]], dashed: bool = False) -> None:
+    """A plain polyline (the residual stream's bypass), no arrow head."""
+    xs, ys = zip(*points)
+    ax.plot(xs, ys, color="#444444", linewidth=1.0, linestyle="--" if dashed else "-")
+
+
+def llama_block() -> Any:
+    """The decoder of a Llama-style model, one block in detail (chapter 4).
+
+    Left: the residual stream from token ids to logits, with the N repeated blocks
+    framed; each block is two pre-norm residual steps. Right: what the attention and
+    the SwiGLU MLP compute inside their boxes. Every box is drawn from data below, so
+    the figure changes with the code.
+
+    Returns:
+        A matplotlib Figure.
+
+    Example:
+        >>> fig = llama_block()
+        >>> "RMSNorm" in {t.get_text() for t in fig.axes[0].texts}
+        True
+    """
+    from matplotlib.patches import FancyBboxPatch
+
+    fig, ax = canvas(11.0, 9.2)
+    cx, w, h = 2.6, 3.2, 0.5
+    left = cx - w / 2
+    # the main path, bottom to top: (y, text, kind)
+    box(ax, left, 0.15, w, h, "token ids  (B, T)", "input")
+    box(ax, left, 0.95, w, h, "embedding  (V × d)", "weight")
+    # the repeated block
+    ax.add_patch(FancyBboxPatch((left - 0.55, 1.75), w + 1.1, 5.05,
+                                boxstyle="round,pad=0.02,rounding_size=0.15",
+                                facecolor="none", edgecolor="#888888", linestyle="--"))
+    ax.text(left - 0.45, 6.55, "× N decoder blocks", fontsize=10, color="#555555")
+    box(ax, left, 2.1, w, h, "RMSNorm", "op")
+    box(ax, left, 2.95, w, h + 0.1, "causal GQA attention\nwith RoPE on q, k", "op", fontsize=9.5)
+    _add_node(ax, (cx, 4.05))
+    box(ax, left, 4.5, w, h, "RMSNorm", "op")
+    box(ax, left, 5.35, w, h, "SwiGLU MLP", "op")
+    _add_node(ax, (cx, 6.3))
+    box(ax, left, 7.1, w, h, "final RMSNorm", "op")
+    box(ax, left, 7.9, w, h, "lm_head (d × V) → logits", "output")
+    for y0, y1 in [(0.65, 0.95), (1.45, 2.1), (2.6, 2.95), (3.55, 3.88), (4.22, 4.5),
+                   (5.0, 5.35), (5.85, 6.13), (6.47, 7.1), (7.6, 7.9)]:
+        arrow(ax, (cx, y0), (cx, y1))
+    # residual bypasses: from the stream below each norm to the + above its sublayer
+    xr = left - 0.3
+    for y_from, y_to in [(1.8, 4.05), (4.3, 6.3)]:
+        _line(ax, [(cx, y_from), (xr, y_from), (xr, y_to)])
+        arrow(ax, (xr, y_to), (cx - 0.17, y_to))
+    ax.text(xr - 0.1, 3.0, "residual", rotation=90, ha="right", va="center", fontsize=9,
+            color="#555555")
+    ax.text(xr - 0.1, 5.3, "residual", rotation=90, ha="right", va="center", fontsize=9,
+            color="#555555")
+    # detail of the attention (right, lower half)
+    dx, dw = 5.3, 5.4
+    ax.text(dx, 4.1, "attention, per layer", fontsize=10, fontweight="bold")
+    box(ax, dx, 3.2, 1.6, 0.5, "q = W_q x", "weight", fontsize=9)
+    box(ax, dx + 1.9, 3.2, 1.6, 0.5, "k = W_k x", "weight", fontsize=9)
+    box(ax, dx + 3.8, 3.2, 1.6, 0.5, "v = W_v x", "weight", fontsize=9)
+    box(ax, dx, 2.35, 3.5, 0.5, "RoPE: rotate q and k by position", "op", fontsize=9)
+    box(ax, dx, 1.5, dw, 0.5, "softmax(q kᵀ / √d_k + causal mask) v", "op", fontsize=9)
+    box(ax, dx, 0.65, dw, 0.5, "o = W_o · (heads concatenated)", "weight", fontsize=9)
+    arrow(ax, (dx + 0.8, 3.2), (dx + 0.8, 2.85))
+    arrow(ax, (dx + 2.7, 3.2), (dx + 2.7, 2.85))
+    arrow(ax, (dx + 1.75, 2.35), (dx + 1.75, 2.0))
+    arrow(ax, (dx + 4.6, 3.2), (dx + 4.6, 2.0))
+    arrow(ax, (dx + dw / 2, 1.5), (dx + dw / 2, 1.15))
+    ax.text(dx + dw, 0.25, "k, v: fewer heads than q (grouped-query)", ha="right", fontsize=8.5,
+            color="#555555")
+    # detail of the MLP (right, upper half)
+    ax.text(dx, 8.3, "SwiGLU MLP, per position", fontsize=10, fontweight="bold")
+    box(ax, dx, 7.4, 2.6, 0.5, "W_gate x  (d → d_ff)", "weight", fontsize=9)
+    box(ax, dx + 2.8, 7.4, 2.6, 0.5, "W_up x  (d → d_ff)", "weight", fontsize=9)
+    box(ax, dx, 6.55, 2.6, 0.5, "SiLU", "op", fontsize=9)
+    _add_node(ax, (dx + 4.1, 5.95), "×")
+    box(ax, dx + 1.4, 4.95, 2.6, 0.5, "W_down  (d_ff → d)", "weight", fontsize=9)
+    arrow(ax, (dx + 1.3, 7.4), (dx + 1.3, 7.05))
+    _line(ax, [(dx + 1.3, 6.55), (dx + 1.3, 5.95)])
+    arrow(ax, (dx + 1.3, 5.95), (dx + 3.93, 5.95))
+    arrow(ax, (dx + 4.1, 7.4), (dx + 4.1, 6.12))
+    arrow(ax, (dx + 4.1, 5.78), (dx + 2.7, 5.45))
+    # dotted links from the main boxes to their details
+    _line(ax, [(left + w, 3.25), (dx - 0.1, 2.6)], dashed=True)
+    _line(ax, [(left + w, 5.6), (dx - 0.1, 6.8)], dashed=True)
+    fig.tight_layout()
+    return fig
+
+
+def lora_layer(r: int = 8, alpha: float = 16.0, in_features: int = 4096,
+               out_features: int = 4096) -> Any:
+    """A linear layer with LoRA: the frozen W beside the trainable A and B (chapter 6).
+
+    Args:
+        r, alpha: the adapter's rank and scaling numerator (the labels show α/r).
+        in_features, out_features: the layer's sizes, for the parameter counts shown.
+
+    Returns:
+        A matplotlib Figure.
+
+    Example:
+        >>> fig = lora_layer(r=16, alpha=32)
+        >>> any("α/r = 2" in t.get_text() for t in fig.axes[0].texts)
+        True
+    """
+    fig, ax = canvas(9.0, 6.2)
+    frozen = in_features * out_features
+    adapter = r * (in_features + out_features)
+    box(ax, 2.9, 0.2, 3.2, 0.6, f"x   (in = {in_features:,})", "input")
+    box(ax, 0.3, 2.2, 3.6, 1.6, f"W₀   (out × in)\nfrozen: {frozen / 1e6:.1f} M weights\n"
+        "no gradient", "weight", fontsize=10)
+    box(ax, 5.0, 1.6, 3.4, 0.6, f"A   (r × in),  r = {r},  random", "trainable", fontsize=10)
+    box(ax, 5.0, 2.75, 3.4, 0.6, "B   (out × r),  starts at 0", "trainable", fontsize=10)
+    box(ax, 5.0, 3.9, 3.4, 0.6, f"× s,  s = α/r = {alpha / r:g}", "op", fontsize=10)
+    _add_node(ax, (4.5, 4.95))
+    box(ax, 2.9, 5.45, 3.2, 0.6, "h = W₀x + s·BAx   (out)", "output", fontsize=10)
+    arrow(ax, (4.5, 0.8), (2.1, 2.2))
+    arrow(ax, (4.5, 0.8), (6.7, 1.6))
+    arrow(ax, (6.7, 2.2), (6.7, 2.75))
+    arrow(ax, (6.7, 3.35), (6.7, 3.9))
+    arrow(ax, (2.1, 3.8), (4.33, 4.9))
+    arrow(ax, (6.7, 4.5), (4.67, 4.9))
+    arrow(ax, (4.5, 5.12), (4.5, 5.45))
+    ax.text(6.7, 0.95, f"trainable: r·(in + out) = {adapter / 1e3:.0f} k "
+            f"({100 * adapter / frozen:.2g} % of W₀)", ha="center", fontsize=9, color="#555555")
+    ax.text(0.3, 1.75, "merge after training:\nW = W₀ + s·BA (one matmul)", fontsize=9,
+            color="#555555", va="top")
+    fig.tight_layout()
+    return fig
+
+
+def qlora_dataflow(compute_dtype: str = "bf16") -> Any:
+    """How QLoRA stores a frozen weight in 4 bits and computes with it in 16 (chapter 6).
+
+    Left, in memory: NF4 codes (two per byte), one 8-bit absmax per block of 64
+    weights, and, from double quantisation, one fp32 constant per 256 absmax values.
+    Middle: for each matmul the layer is dequantised to the compute dtype; the
+    multiplication itself is 16-bit, there is no 4-bit arithmetic. Right: the LoRA
+    path in the same dtype, the only part that gets gradients.
+
+    Args:
+        compute_dtype: the label of the 16-bit compute dtype (bf16, or fp16 on a T4).
+
+    Returns:
+        A matplotlib Figure.
+
+    Example:
+        >>> fig = qlora_dataflow("fp16")
+        >>> any("fp16" in t.get_text() for t in fig.axes[0].texts)
+        True
+    """
+    fig, ax = canvas(12.0, 6.0)
+    ax.text(0.2, 5.6, "stored (the whole model, all the time)", fontsize=10, fontweight="bold")
+    box(ax, 0.2, 4.35, 3.6, 0.8, "NF4 codes: 4 bits per weight\n(two per byte, uint8)",
+        "quantised", fontsize=9.5)
+    box(ax, 0.2, 3.05, 3.6, 0.8, "absmax: one per 64 weights\nstored in 8 bits (double quant)",
+        "quantised", fontsize=9.5)
+    box(ax, 0.2, 1.75, 3.6, 0.8, "fp32 scale + offset:\none per 256 absmax values",
+        "weight", fontsize=9.5)
+    bits = 4 + 8 / 64 + 32 / (64 * 256)  # codes + 8-bit absmax + fp32 per 256 blocks
+    ax.text(0.2, 1.2, f"≈ {bits:.2f} bits per weight in memory", fontsize=9, color="#555555")
+    ax.text(4.6, 5.6, "computed (one layer at a time, per matmul)", fontsize=10, fontweight="bold")
+    box(ax, 4.6, 3.5, 3.2, 1.0, f"dequantise:\nW = level[code] · absmax\n→ {compute_dtype} copy",
+        "op", fontsize=9.5)
+    box(ax, 4.6, 1.9, 3.2, 0.8, f"y = W x   ({compute_dtype} matmul)", "op", fontsize=9.5)
+    box(ax, 4.6, 0.35, 3.2, 0.7, f"x   ({compute_dtype} activations)", "input", fontsize=9.5)
+    arrow(ax, (3.8, 4.75), (4.6, 4.2))
+    arrow(ax, (3.8, 3.45), (4.6, 3.9))
+    _line(ax, [(3.8, 2.15), (4.2, 2.15), (4.2, 3.7)])
+    arrow(ax, (4.2, 3.7), (4.6, 3.7))
+    arrow(ax, (6.2, 3.5), (6.2, 2.7), "temporary")
+    arrow(ax, (6.2, 1.05), (6.2, 1.9))
+    box(ax, 8.7, 1.9, 3.1, 0.8, f"s · B A x\nLoRA in {compute_dtype}, trainable", "trainable",
+        fontsize=9.5)
+    _line(ax, [(6.2, 1.2), (10.25, 1.2)])
+    arrow(ax, (10.25, 1.2), (10.25, 1.9))
+    _add_node(ax, (9.3, 3.55))
+    arrow(ax, (7.4, 2.7), (9.15, 3.45))
+    arrow(ax, (10.25, 2.7), (9.45, 3.42))
+    box(ax, 8.1, 4.4, 2.4, 0.6, f"h   ({compute_dtype})", "output", fontsize=9.5)
+    arrow(ax, (9.3, 3.72), (9.3, 4.4))
+    ax.text(0.2, 0.3, "no 4-bit arithmetic: every multiply is\nin the 16-bit compute dtype; "
+            "gradients\nflow through W to x, never into W", fontsize=9, color="#555555")
+    fig.tight_layout()
+    return fig

@@ -41,3 +41,32 @@ def test_encoder_decoder_vs_decoder_only_shows_both_layouts():
                   "causal self-attention", "prompt tokens | answer tokens"):
         assert label in texts, label
     plt.close("all")
+
+
+def test_llama_block_shows_the_pre_norm_residual_block_and_its_insides():
+    texts = _texts(diagrams.llama_block())
+    joined = " ".join(texts)
+    assert texts.count("RMSNorm") == 2 and "final RMSNorm" in texts  # pre-norm: one per sublayer
+    assert texts.count("+") == 2  # two residual additions per block
+    for label in ("with RoPE on q, k", "SwiGLU MLP", "W_gate x", "W_up x", "W_down", "SiLU",
+                  "causal mask", "× N decoder blocks", "embedding", "lm_head"):
+        assert label in joined, label
+    plt.close("all")
+
+
+def test_lora_layer_labels_shapes_scale_and_counts_from_its_arguments():
+    texts = " ".join(_texts(diagrams.lora_layer(r=4, alpha=16, in_features=1000, out_features=500)))
+    assert "A   (r × in),  r = 4" in texts and "B   (out × r),  starts at 0" in texts
+    assert "α/r = 4" in texts  # 16 / 4
+    assert "frozen: 0.5 M weights" in texts  # 1000 x 500
+    assert "r·(in + out) = 6 k" in texts  # 4 x 1500
+    plt.close("all")
+
+
+def test_qlora_dataflow_stores_4_bits_and_computes_in_the_16_bit_dtype():
+    texts = " ".join(_texts(diagrams.qlora_dataflow("fp16")))
+    assert "NF4 codes: 4 bits per weight" in texts and "one per 64 weights" in texts
+    assert "≈ 4.13 bits per weight" in texts  # 4 + 8/64 + 32/(64*256)
+    assert "fp16 matmul" in texts and "LoRA in fp16" in texts and "bf16" not in texts
+    assert "no 4-bit arithmetic" in texts
+    plt.close("all")
