@@ -24,6 +24,7 @@ from .config import ExperimentConfig, available_presets, load_config, preset_fro
 from .errors import UserFacingError
 from .hardware import describe_hardware
 from .paths import looks_like_local_path
+from .quiet import silence_known_messages
 
 #: Printed on Colab when a 7B preset finds no GPU.
 COLAB_GPU_HELP = (
@@ -117,11 +118,15 @@ def seed_everything(seed: int = 0) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
-def set_plot_style() -> None:
-    """Apply :data:`PLOT_STYLE` to matplotlib (without choosing a backend)."""
+def set_plot_style() -> str | None:
+    """Apply :data:`PLOT_STYLE` to matplotlib (without choosing a backend), with a CJK
+    font as fallback for Chinese text; returns that font (None: none installed)."""
     import matplotlib
 
+    from .fonts import use_cjk_fallback
+
     matplotlib.rcParams.update(PLOT_STYLE)
+    return use_cjk_fallback(matplotlib.rcParams)
 
 
 def quiet_progress_bars() -> None:
@@ -169,6 +174,7 @@ def setup_notebook(default: str = "tiny", seed: int = 0) -> str:
         quiet_progress_bars()  # a 7B preset keeps them: its first run downloads ~15 GB
     # Without ipywidgets, tqdm draws text bars and warns about it on import: cosmetic.
     warnings.filterwarnings("ignore", message="IProgress not found")
+    silence_known_messages()  # before a chapter imports bitsandbytes or PEFT itself
     seed_everything(seed)
     set_plot_style()
     return preset

@@ -8,6 +8,8 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
+from .fonts import family_with_cjk, savefig_checked
+
 
 def loss_points(log_history: list[dict[str, Any]]) -> tuple[list[int], list[float]]:
     """``(steps, losses)`` of the training-loss entries of a trainer log history."""
@@ -35,7 +37,7 @@ def plot_loss(log_history: list[dict[str, Any]], path: str | os.PathLike[str] | 
     fig.tight_layout()
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
+        savefig_checked(fig, path, dpi=120)
     return fig
 
 
@@ -53,7 +55,7 @@ def plot_before_after(by_task_before: dict[str, float], by_task_after: dict[str,
     ax.legend()
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=120)
+        savefig_checked(fig, path, dpi=120)
     return fig
 
 
@@ -82,11 +84,12 @@ def plot_label_mask(tokens: list[str], labels: list[int], title: str = "Which to
         raise ValueError(f"{len(tokens)} tokens but {len(labels)} labels")
     n_rows = max(1, -(-len(tokens) // per_row))
     fig, ax = plt.subplots(figsize=(per_row * 0.95, 0.7 * n_rows + 0.9))
+    mono = family_with_cjk("monospace")  # Chinese tokens drawn from the CJK font
     for i, (tok, lab) in enumerate(zip(tokens, labels)):
         row, col = divmod(i, per_row)
         kept = lab != -100
         ax.text(col + 0.5, -row, display_token(tok), ha="center", va="center", fontsize=10,
-                family="monospace", color="black" if kept else "dimgray",
+                family=mono, color="black" if kept else "dimgray",
                 bbox=dict(boxstyle="round,pad=0.3", linewidth=0.8,
                           facecolor="#f4a261" if kept else "#e9ecef",
                           edgecolor="#bc6c25" if kept else "#adb5bd"))
@@ -98,7 +101,7 @@ def plot_label_mask(tokens: list[str], labels: list[int], title: str = "Which to
                  "(orange), the others are -100 (grey)", fontsize=10)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=120)
+        savefig_checked(fig, path, dpi=120)
     return fig
 
 
@@ -127,7 +130,7 @@ def plot_token_lengths(lengths: dict[str, list[int]], max_length: int | None = N
         ax.set_ylabel("conversations")
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=120)
+        savefig_checked(fig, path, dpi=120)
     return fig
 
 
@@ -136,6 +139,7 @@ def show_figure(fig, dpi: int = 110):
 
     Closing it keeps the inline backend from drawing it a second time, and a training
     loop that makes many figures from leaking them. Put ``show_figure(fig)`` last in a cell.
+    Chinese text without a CJK font gives one clear warning (:mod:`ift_tutorial.fonts`).
 
     Returns:
         An ``IPython.display.Image`` (its ``data`` holds the PNG bytes).
@@ -145,6 +149,6 @@ def show_figure(fig, dpi: int = 110):
     from IPython.display import Image
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    savefig_checked(fig, buffer, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return Image(data=buffer.getvalue(), format="png")

@@ -1,0 +1,104 @@
+"""Chinese text in figures: drawn with a CJK font, or one clear warning when there is none."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib import font_manager
+
+from ift_tutorial import fonts
+from ift_tutorial.fonts import (MissingCJKFontWarning, family_with_cjk, find_cjk_font,
+                                savefig_checked, use_cjk_fallback)
+from ift_tutorial.notebook import set_plot_style
+from ift_tutorial.plots import plot_label_mask, show_figure
+
+INSTALLED = find_cjk_font()
+needs_cjk_font = pytest.mark.skipif(
+    INSTALLED is None, reason="no CJK font installed (Debian: apt-get install fonts-noto-cjk)")
+
+
+def _glyph_pixels(char: str) -> np.ndarray:
+    fig = plt.figure(figsize=(0.6, 0.6), dpi=50)
+    fig.text(0.5, 0.5, char, ha="center", va="center", fontsize=24)
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., 0].copy()
+    plt.close(fig)
+    return pixels
+
+
+@needs_cjk_font
+def test_plot_style_adds_the_cjk_font_after_the_default():
+    with matplotlib.rc_context():
+        font = set_plot_style()
+        assert font == INSTALLED
+        assert matplotlib.rcParams["font.family"] == ["sans-serif", font]
+        sans = matplotlib.rcParams["font.sans-serif"]
+        assert sans[0] == "DejaVu Sans" and sans[-1] == font and sans.count(font) == 1
+        set_plot_style()  # twice: still one entry
+        assert matplotlib.rcParams["font.sans-serif"].count(font) == 1
+
+
+@needs_cjk_font
+def test_chinese_labels_render_with_real_glyphs():
+    with matplotlib.rc_context():
+        set_plot_style()
+        # Tofu boxes all look alike; real glyphs of different characters do not.
+        assert not np.array_equal(_glyph_pixels("损"), _glyph_pixels("失"))
+        fig, ax = plt.subplots()
+        ax.set_title("训练损失 (loss)")
+        ax.set_xlabel("步数 step")
+        ax.text(0.5, 0.5, "答案", family=family_with_cjk("monospace"))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert savefig_checked(fig, io.BytesIO(), format="png") is False
+        plt.close(fig)
+    assert [str(w.message) for w in caught] == []
+
+
+@needs_cjk_font
+def test_a_font_installed_after_matplotlibs_cache_is_found(monkeypatch):
+    ttf = [f for f in font_manager.fontManager.ttflist if "CJK" not in f.name]
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", ttf)  # the cache before apt-get
+    monkeypatch.setattr(fonts, "_system_fonts_scanned", False)
+    assert find_cjk_font() == INSTALLED
+
+
+def test_without_a_cjk_font_chinese_text_gives_one_clear_warning(monkeypatch):
+    monkeypatch.setattr(fonts, "CJK_FAMILIES", ())
+    monkeypatch.setattr(fonts, "_warned", False)
+    with matplotlib.rc_context({"font.family": ["sans-serif"]}):
+        assert use_cjk_fallback() is None and find_cjk_font() is None
+        assert matplotlib.rcParams["font.family"] == ["sans-serif"]  # unchanged
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for title in ("训练损失", "答案对照"):  # two figures; the first one warns
+                fig, ax = plt.subplots()
+                ax.set_title(title)
+                image = show_figure(fig)
+                assert image.data[:4] == b"\x89PNG"  # still drawn
+            fig = plot_label_mask(["a", "b"], [-100, 1])  # Latin only: no warning
+            show_figure(fig)
+    messages = [(w.category, str(w.message)) for w in caught]
+    assert len(messages) == 1, messages
+    category, text = messages[0]
+    assert category is MissingCJKFontWarning
+    assert "4 characters (训练损失) are drawn as boxes" in text and "fonts-noto-cjk" in text
+    assert not any("Glyph" in m for _, m in messages)
+
+
+def test_other_warnings_of_a_figure_pass_through(monkeypatch):
+    fig, ax = plt.subplots()
+    ax.plot([1, 2], [1, 2], label="_hidden")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ax.legend()  # "No artists with labels found": not a glyph warning
+        fig.savefig(io.BytesIO(), format="png")
+        before = len(caught)
+        savefig_checked(fig, io.BytesIO(), format="png")
+    plt.close(fig)
+    assert len(caught) == before  # nothing added, nothing dropped
