@@ -36,12 +36,13 @@ test-notebooks:
 
 # Execute every chapter (cached in book/_build/.jupyter_cache) and build the HTML book;
 # warnings are errors. Offline: no model hub. MPLBACKEND is unset so that the kernels draw
-# figures inline (with Agg they would draw nothing).
+# figures inline (with Agg they would draw nothing). IFT_QUIET_PROGRESS=1: no reader watches
+# the cells run, so no progress bars in the pages (ift_tutorial/progress.py).
 book: setup book-html
 
 book-html:
 	env -u MPLBACKEND HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 \
-		TOKENIZERS_PARALLELISM=false jupyter-book build book -W --keep-going
+		TOKENIZERS_PARALLELISM=false IFT_QUIET_PROGRESS=1 jupyter-book build book -W --keep-going
 	@echo "open book/_build/html/index.html"
 
 benchmarks:

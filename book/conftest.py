@@ -13,6 +13,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Nobody watches the cells run: no progress bars, one summary line per training run.
+os.environ.setdefault("IFT_QUIET_PROGRESS", "1")
 # A kernel draws figures with the inline backend only when MPLBACKEND is unset; with
 # MPLBACKEND=Agg (fine for the unit tests) plt.show() would warn and show nothing.
 os.environ.pop("MPLBACKEND", None)
