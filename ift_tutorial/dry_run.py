@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from .config import ConfigError, ExperimentConfig, load_config
-from .hardware import detect_precision
+from .hardware import detect_precision, trainable_dtype
 from .loading import disable_cpu_weight_repacking
 from .paths import display_path
 from .memory import (CUDA_OVERHEAD_BYTES, STATIC, GiB, MemoryPlan, measure_model_bytes, plan_memory,
@@ -178,10 +178,12 @@ def dry_run(
     model = get_peft_model(model, LoraConfig(
         r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias=lora.bias,
         target_modules=lora.target_modules, use_rslora=lora.use_rslora, task_type="CAUSAL_LM"))
-    if dtype != torch.float32:  # what TRL does for a quantised base (QLoRA's bf16 adapters)
-        for p in model.parameters():
-            if p.requires_grad:
-                p.data = p.data.to(torch.bfloat16)
+    # As in training: TRL's bf16 cast for a quantised base stays only in a bf16 run;
+    # an fp16 run (a T4) and a CPU keep fp32 adapters (hardware.trainable_dtype).
+    adapter_dtype = trainable_dtype(precision)
+    for p in model.parameters():
+        if p.requires_grad:
+            p.data = p.data.to(adapter_dtype)
     device = torch.device("cuda" if on_gpu else "cpu")
     model.to(device)
     model.train()
@@ -215,7 +217,8 @@ def dry_run(
     plan: MemoryPlan = plan_memory(
         arch, seq_len=seq_len, batch_size=batch_size, lora=lora,
         gradient_checkpointing=config.training.gradient_checkpointing, optim=optim,
-        compute_bytes=e, double_quant=config.model.double_quant, adapter_bytes=adapter_bytes,
+        compute_bytes=e, bf16=precision.bf16, double_quant=config.model.double_quant,
+        adapter_bytes=adapter_bytes,
         overhead_bytes=CUDA_OVERHEAD_BYTES if on_gpu else 0)
     if on_gpu:
         peak = torch.cuda.max_memory_allocated()

@@ -71,18 +71,56 @@ def load_for_inference(
 # --- generation --------------------------------------------------------------------
 
 
-#: Tokens that close an assistant turn in common chat templates (ChatML, Llama 3, Gemma, Phi).
+#: Tokens that close an assistant turn in common chat templates (ChatML, Llama 3, Gemma, Phi):
+#: also stop tokens when the template has no generation markers to read the end of a turn from.
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>")
 
 
+def end_of_turn_token_id(tokenizer: PreTrainedTokenizerBase) -> int | None:
+    """The token that closes an assistant turn in the tokenizer's chat template.
+
+    Read from the template itself: the last trained token of an assistant turn (inside
+    its ``{% generation %}`` block, trailing whitespace skipped), if it is a special
+    token. That is ``<|im_end|>`` for ChatML, EOS for the ``[INST]`` format; None when
+    the template has no generation markers.
+
+    Example:
+        >>> from ift_tutorial.config import load_config
+        >>> from ift_tutorial.loading import load_tokenizer
+        >>> tok = load_tokenizer(load_config("tiny").model)
+        >>> end_of_turn_token_id(tok) == tok.eos_token_id
+        True
+    """
+    from trl.chat_template_utils import has_generation_markers
+
+    if not tokenizer.chat_template or not has_generation_markers(tokenizer.chat_template):
+        return None
+    turn = [{"role": "user", "content": "1 + 1"}, {"role": "assistant", "content": "2"},
+            {"role": "user", "content": "2 + 2"}]  # a next turn: the end must belong to the first
+    out = tokenizer.apply_chat_template(turn, tokenize=True, return_dict=True,
+                                        return_assistant_tokens_mask=True)
+    special = set(tokenizer.get_added_vocab().values()) | set(tokenizer.all_special_ids)
+    trained = [t for t, m in zip(out["input_ids"], out["assistant_masks"]) if m]
+    for token_id in reversed(trained):
+        if tokenizer.decode([token_id]).strip():
+            return token_id if token_id in special else None
+    return None
+
+
 def stop_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
-    """EOS plus the chat template's end-of-turn token, where the vocabulary has one.
+    """EOS, the chat template's end-of-turn token, and known end-of-turn tokens in the vocabulary.
 
     A base Qwen2.5 tokenizer's EOS is ``<|endoftext|>``, but its ChatML template closes
     an assistant turn with ``<|im_end|>``, which is what tuning teaches the model to emit:
     generation must stop on either.
+
+    Returns:
+        Token ids, EOS first, without repeats.
     """
     ids = [tokenizer.eos_token_id]
+    end_of_turn = end_of_turn_token_id(tokenizer)
+    if end_of_turn is not None and end_of_turn not in ids:
+        ids.append(end_of_turn)
     added = tokenizer.get_added_vocab()
     ids += [added[t] for t in END_OF_TURN_TOKENS if t in added and added[t] not in ids]
     return ids

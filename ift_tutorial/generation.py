@@ -7,7 +7,12 @@ chats with.
 
 from __future__ import annotations
 
+import copy
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from transformers import GenerationConfig, PreTrainedTokenizerBase
 
 from .config import ExperimentConfig
 from .evaluation import generate_responses, load_for_inference
@@ -59,3 +64,38 @@ def chat_loop(
         history.append({"role": "assistant", "content": answer})
         print_fn(f"model> {answer}")
     return 0
+
+
+def save_generation_config(
+    folder: str | os.PathLike[str], tokenizer: PreTrainedTokenizerBase,
+    base: GenerationConfig | None = None,
+) -> Path:
+    """Write ``folder/generation_config.json`` that stops on every stop token of the template.
+
+    ``model.generate`` reads its defaults from this file. A Qwen2.5 base model's own
+    file names only ``<|endoftext|>`` as EOS, while a tuned model ends its answer with
+    ``<|im_end|>``: without both ids it would keep writing. Adapter folders (``train``)
+    and merged folders (``merge``) get this file.
+
+    Args:
+        folder: the model or adapter folder.
+        tokenizer: the tokenizer with the chat template used in training.
+        base: the base model's generation config, whose other settings are kept.
+
+    Returns:
+        The path of the file written.
+
+    Example:
+        >>> save_generation_config("runs/x/adapter", tokenizer)  # doctest: +SKIP
+    """
+    from .evaluation import stop_token_ids
+
+    config = copy.deepcopy(base) if base is not None else GenerationConfig()
+    stops = stop_token_ids(tokenizer)
+    config.eos_token_id = stops if len(stops) > 1 else stops[0]
+    config.pad_token_id = tokenizer.pad_token_id
+    if tokenizer.bos_token_id is not None:
+        config.bos_token_id = tokenizer.bos_token_id
+    folder = Path(folder)
+    config.save_pretrained(folder)
+    return folder / "generation_config.json"

@@ -69,6 +69,20 @@ def detect_precision(compute_dtype: str = "auto", optim: str = "auto") -> Precis
     )
 
 
+def trainable_dtype(precision: Precision) -> torch.dtype:
+    """The dtype of the trainable (LoRA) parameters: fp32 unless the run is bf16.
+
+    A bf16 run keeps them in bf16 (QLoRA's recipe; TRL casts them so for a quantised
+    base). An fp16 run (a T4) needs fp32 ones: its GradScaler cannot unscale bf16
+    gradients and fp16 updates would underflow. On a CPU fp32 is what the matmuls use.
+
+    Example:
+        >>> trainable_dtype(Precision("cuda", torch.float16, bf16=False, fp16=True, optim="adamw_torch"))
+        torch.float32
+    """
+    return torch.bfloat16 if precision.bf16 else torch.float32
+
+
 def describe_hardware() -> str:
     """One line for a notebook: the device, and for a GPU its name and memory."""
     if not torch.cuda.is_available():

@@ -12,9 +12,11 @@ no memory, nothing downloaded) and turns them into bytes:
   its errors would land directly on the logits).
 - **LoRA**: r * (in + out) parameters per adapted layer and their gradients. PEFT
   makes them fp32; TRL's ``SFTTrainer`` casts them to bf16 when the base is
-  quantised (QLoRA's recipe), so on a GPU they take 2 bytes each, on the CPU
-  (fp32 compute, where the project casts them back) 4. Then the optimizer states: AdamW keeps two fp32
-  moments (8 bytes per parameter), 8-bit AdamW two bytes plus block constants.
+  quantised (QLoRA's recipe), and training keeps that only in a bf16 run: there they
+  take 2 bytes each, in an fp16 run (a T4) and on a CPU 4 (see
+  :func:`ift_tutorial.hardware.trainable_dtype`). Then the optimizer states: torch's
+  AdamW keeps two moments in the parameters' dtype (8 bytes per fp32 parameter),
+  bitsandbytes' 32-bit AdamW two fp32 moments, 8-bit AdamW two bytes plus block constants.
 - **Activations** (an estimate): what autograd keeps for the backward pass. Per
   decoder layer and token, a Llama/Qwen block with LoRA on every linear layer keeps
   about ``(56 + 3e) h + (8 + 3e) i + 31 r`` bytes (e: bytes of the compute dtype,
@@ -62,10 +64,15 @@ GPUS: dict[str, float] = {
     "h100": 79.1,  # 80 GB
 }
 
+#: Compute capability of those GPUs: from 8.0 on they compute in bf16, below in fp16.
+GPU_CAPABILITY: dict[str, tuple[int, int]] = {
+    "t4": (7, 5), "l4": (8, 9), "a100-40gb": (8, 0), "a100-80gb": (8, 0), "h100": (9, 0),
+}
+
 #: CUDA context + cuBLAS workspace + allocator slack, in bytes (an allowance).
 CUDA_OVERHEAD_BYTES = int(0.75 * GiB)
 
-#: Optimizer state bytes per trainable parameter.
+#: Optimizer state bytes per fp32 trainable parameter.
 OPTIMIZER_STATE_BYTES: dict[str, float] = {
     "adamw_torch": 8.0,  # two fp32 moments
     "adamw_torch_fused": 8.0,
@@ -76,6 +83,21 @@ OPTIMIZER_STATE_BYTES: dict[str, float] = {
     "paged_adamw_8bit": 2.0 + 8 / 256,
     "sgd": 0.0,  # without momentum
 }
+
+#: torch optimizers whose moments take the parameters' dtype (bitsandbytes' keep their own).
+_STATES_IN_PARAM_DTYPE = ("adamw_torch", "adamw_torch_fused", "adamw_hf")
+
+
+def optimizer_state_bytes(optim: str, adapter_bytes: int = 4) -> float:
+    """Optimizer state bytes per trainable parameter of ``adapter_bytes`` bytes.
+
+    Example:
+        >>> optimizer_state_bytes("adamw_torch", 2), optimizer_state_bytes("paged_adamw_8bit", 2)
+        (4.0, 2.03125)
+    """
+    per_fp32 = OPTIMIZER_STATE_BYTES[optim]
+    return per_fp32 * adapter_bytes / 4 if optim in _STATES_IN_PARAM_DTYPE else per_fp32
+
 
 #: Components that are exact tensor sizes (the rest are estimates).
 STATIC = ("base weights (4-bit)", "quantisation constants",
@@ -222,11 +244,16 @@ class MemoryPlan:
         return d
 
 
-def gpu_memory_gb(gpu: str) -> float:
+def gpu_key(gpu: str) -> str:
+    """A GPU's key in :data:`GPUS` (case-insensitive), or a ConfigError listing them."""
     key = gpu.lower()
     if key not in GPUS:
         raise ConfigError(f"unknown GPU {gpu!r}; known: {', '.join(GPUS)}")
-    return GPUS[key]
+    return key
+
+
+def gpu_memory_gb(gpu: str) -> float:
+    return GPUS[gpu_key(gpu)]
 
 
 def plan_memory(
@@ -240,6 +267,7 @@ def plan_memory(
     compute_bytes: int = 2,
     double_quant: bool = True,
     load_in_4bit: bool = True,
+    bf16: bool = False,
     adapter_bytes: int | None = None,
     strategy: str = "single",
     num_gpus: int = 1,
@@ -258,8 +286,11 @@ def plan_memory(
         compute_bytes: bytes per value of the compute dtype (2: fp16/bf16; 4: fp32 on CPU).
         double_quant: quantise the absmax constants too.
         load_in_4bit: False plans a 16-bit LoRA run (weights in the compute dtype).
-        adapter_bytes: bytes per LoRA parameter (and gradient); default: 2 (bf16, as
-            TRL casts them for a quantised base) when ``compute_bytes`` is 2, else 4.
+        bf16: the run computes in bf16 (an Ampere or newer GPU); False: fp16 (a T4)
+            or fp32 (a CPU).
+        adapter_bytes: bytes per LoRA parameter (and gradient); default: 2 in a bf16
+            run of a quantised base (TRL's bf16 cast is kept), else 4 (fp32: training
+            undoes the cast, which an fp16 run's GradScaler cannot take).
         strategy: single, ddp (everything replicated), fsdp or zero3 (weights and
             LoRA states sharded over ``num_gpus``; one layer gathered at a time).
         overhead_bytes: CUDA context etc.; 0 when comparing with CPU tensor bytes.
@@ -274,7 +305,7 @@ def plan_memory(
         raise ConfigError("num_gpus, seq_len and batch_size must be at least 1")
     b = breakdown or count_parameters(arch_config, lora)
     if adapter_bytes is None:
-        adapter_bytes = 2 if (compute_bytes == 2 and load_in_4bit) else 4
+        adapter_bytes = 2 if (bf16 and load_in_4bit) else 4
     shard = num_gpus if strategy in ("fsdp", "zero3") else 1
     e = compute_bytes
 
@@ -291,7 +322,7 @@ def plan_memory(
         "16-bit parts (embeddings, head, norms, biases)": kept // shard,
         "LoRA parameters": b.lora_params * adapter_bytes // shard,
         "LoRA gradients": b.lora_params * adapter_bytes // shard,
-        "optimizer states": int(b.lora_params * OPTIMIZER_STATE_BYTES[optim]) // shard,
+        "optimizer states": int(b.lora_params * optimizer_state_bytes(optim, adapter_bytes)) // shard,
     }
     tokens = seq_len * batch_size
     per_layer = activation_bytes_per_layer_token(b.hidden_size, b.intermediate_size, lora.r, e)
@@ -310,7 +341,8 @@ def plan_memory(
     comps["CUDA context and overhead"] = overhead_bytes
     settings = dict(seq_len=seq_len, batch_size=batch_size, lora_r=lora.r,
                     target_modules=lora.target_modules, gradient_checkpointing=gradient_checkpointing,
-                    optim=optim, compute_bytes=e, double_quant=double_quant,
+                    optim=optim, compute_bytes=e, bf16=bf16, adapter_bytes=adapter_bytes,
+                    double_quant=double_quant,
                     load_in_4bit=load_in_4bit, strategy=strategy, num_gpus=num_gpus,
                     total_params=b.total_params, quantized_params=b.quantized_params,
                     lora_params=b.lora_params)
@@ -335,10 +367,19 @@ def plan_for_config(
     num_gpus: int = 1,
     on_gpu: bool = True,
     num_layers: int | None = None,
+    gpu: str = "t4",
 ) -> MemoryPlan:
     """Plan a config's run on a GPU (or ``on_gpu=False``: CPU tensors, fp32, no CUDA overhead).
 
     ``num_layers`` cuts the architecture to its first layers (the dry run's slice).
+    ``gpu`` decides what ``compute_dtype: auto`` means: fp16 on a T4 (whose run then
+    keeps fp32 adapters), bf16 from an A100 or L4 on.
+
+    Example:
+        >>> from ift_tutorial import load_config, plan_for_config
+        >>> plan = plan_for_config(load_config("qwen2.5-7b"))
+        >>> 5 < plan.total_gb < 15  # fits a 16 GB T4
+        True
     """
     from .architectures import architecture_config
 
@@ -348,8 +389,10 @@ def plan_for_config(
     compute = config.model.compute_dtype
     if compute == "auto":
         e = 2 if on_gpu else 4
+        bf16 = on_gpu and GPU_CAPABILITY[gpu_key(gpu)] >= (8, 0)
     else:
         e = 4 if compute in ("fp32", "float32") else 2
+        bf16 = on_gpu and compute in ("bf16", "bfloat16")
     gc = config.training.gradient_checkpointing if gradient_checkpointing is None \
         else gradient_checkpointing
     return plan_memory(
@@ -360,6 +403,7 @@ def plan_for_config(
         gradient_checkpointing=gc,
         optim=resolve_optim(optim or config.training.optim, on_gpu),
         compute_bytes=e,
+        bf16=bf16,
         double_quant=config.model.double_quant,
         load_in_4bit=config.model.load_in_4bit,
         strategy=strategy,
@@ -398,6 +442,7 @@ def plan_memory_cli(args: argparse.Namespace) -> int:
         optim=args.optim,
         strategy=args.strategy,
         num_gpus=args.num_gpus,
+        gpu=args.gpu,
     )
     if args.json:
         print(json.dumps(plan.to_dict(args.gpu), indent=2))

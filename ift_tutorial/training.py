@@ -32,7 +32,8 @@ from .checkpoints import CompleteMarkerCallback, resolve_resume
 from .config import ExperimentConfig
 from .evaluation import evaluate_model
 from .formatting import number, percent
-from .hardware import Precision, detect_precision
+from .generation import save_generation_config
+from .hardware import Precision, detect_precision, trainable_dtype
 from .loading import load_model, load_tokenizer
 from .paths import display_path
 from .plots import plot_loss
@@ -110,11 +111,13 @@ def _checkpointing_args(args_cls: type, enabled: bool) -> dict[str, Any]:
     return {key: enabled, f"{key}_kwargs": {"use_reentrant": False} if enabled else None}
 
 
-def fp32_adapter(model: torch.nn.Module, dtype: torch.dtype) -> int:
-    """Cast trainable parameters to ``dtype`` (fp32 on a CPU); returns how many changed.
+def fp32_adapter(model: torch.nn.Module, dtype: torch.dtype = torch.float32) -> int:
+    """Cast trainable parameters to ``dtype`` (fp32 by default); returns how many changed.
 
-    TRL casts LoRA weights to bf16 when the base model is quantised. With fp32 compute
-    (a CPU) that only makes the optimizer's updates coarser, so we undo it.
+    TRL casts LoRA weights to bf16 when the base model is quantised. That suits a bf16
+    run only: an fp16 run (a T4) crashes at its first optimizer step (GradScaler cannot
+    unscale bf16 gradients), and with fp32 compute (a CPU) the updates get coarser.
+    :func:`build_trainer` applies :func:`ift_tutorial.hardware.trainable_dtype`.
     """
     n = 0
     for p in model.parameters():
@@ -122,6 +125,22 @@ def fp32_adapter(model: torch.nn.Module, dtype: torch.dtype) -> int:
             p.data = p.data.to(dtype)
             n += 1
     return n
+
+
+def build_trainer(config: ExperimentConfig, model: torch.nn.Module, tokenizer: Any, dataset: Any,
+                  args: Any, precision: Precision, callbacks: list | None = None):
+    """TRL's ``SFTTrainer`` with the config's LoRA adapter, its trainable weights in
+    :func:`~ift_tutorial.hardware.trainable_dtype` (fp32 unless the run is bf16).
+
+    Example:
+        >>> trainer = build_trainer(cfg, model, tok, dataset, sft_config(cfg, "out", p), p)  # doctest: +SKIP
+    """
+    from trl import SFTTrainer
+
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                         peft_config=lora_config(config), callbacks=callbacks)
+    fp32_adapter(trainer.model, trainable_dtype(precision))
+    return trainer
 
 
 def peak_rss_mb() -> float:
@@ -212,16 +231,8 @@ def train(
     args = sft_config(config, out, precision)  # also forms the process group under a launcher
     choice = resolve_resume(out, resume)  # after it, so that the ranks agree (barriers)
     sync = distributed.RankSyncCallback()
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        peft_config=lora_config(config),
-        callbacks=[CompleteMarkerCallback(), sync],
-    )
-    if precision.compute_dtype == torch.float32:
-        fp32_adapter(trainer.model, torch.float32)
+    trainer = build_trainer(config, model, tokenizer, dataset, args, precision,
+                            callbacks=[CompleteMarkerCallback(), sync])
     use_summary_line(trainer)  # nobody watching (book build, log file): one line, no bar
     step_at_start = 0
     if choice.checkpoint:
@@ -238,6 +249,7 @@ def train(
         adapter_dir = out / "adapter"
         model.save_pretrained(adapter_dir, safe_serialization=True)
         tokenizer.save_pretrained(adapter_dir)
+        save_generation_config(adapter_dir, tokenizer, model.generation_config)  # EOS and <|im_end|>
         log_history = trainer.state.log_history
         (out / "log.json").write_text(json.dumps(log_history, indent=1), encoding="utf-8")
         import matplotlib.pyplot as plt

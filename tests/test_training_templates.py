@@ -1,0 +1,135 @@
+"""Every 7B preset's chat template trains the end of a turn, and generation stops on it.
+
+No download: each preset's tokenizer is played by a stand-in, the tiny tokenizer plus
+the special tokens the real one defines (its BOS, EOS, pad and the tokens its chat
+template writes), wearing the preset's real template.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from trl.chat_template_utils import has_generation_markers, is_chat_template_stop_token_trained
+
+from ift_tutorial.config import available_presets, load_config
+from ift_tutorial.evaluation import assistant_labels, end_of_turn_token_id, stop_token_ids
+from ift_tutorial.loading import load_tokenizer
+from ift_tutorial.paths import TINY_MODEL_DIR
+
+#: The special tokens of each 7B base tokenizer (from its tokenizer_config.json).
+SPECIAL_TOKENS: dict[str, dict] = {
+    "Qwen/Qwen2.5-7B": {"bos": None, "eos": "<|endoftext|>", "pad": "<|endoftext|>",
+                        "extra": ["<|im_start|>", "<|im_end|>"]},
+    "mistralai/Mistral-7B-v0.1": {"bos": "<s>", "eos": "</s>", "pad": None, "extra": []},
+    "meta-llama/Llama-2-7b-hf": {"bos": "<s>", "eos": "</s>", "pad": None, "extra": []},
+    "meta-llama/Llama-3.1-8B": {"bos": "<|begin_of_text|>", "eos": "<|end_of_text|>", "pad": None,
+                                "extra": ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]},
+    "allenai/OLMo-2-1124-7B": {"bos": "<|endoftext|>", "eos": "<|endoftext|>", "pad": "<|pad|>",
+                               "extra": []},
+}
+
+PRESETS_7B = [p for p in available_presets() if p != "tiny"]
+
+
+def stand_in_tokenizer(preset: str):
+    """The tiny tokenizer with ``preset``'s special tokens and chat template."""
+    config = load_config(preset)
+    hub_id = config.model.name_or_path
+    assert hub_id in SPECIAL_TOKENS, f"{preset}: add the special tokens of {hub_id} to SPECIAL_TOKENS"
+    assert config.model.chat_template, f"{preset} names no training template (model.chat_template)"
+    special = SPECIAL_TOKENS[hub_id]
+    tok = load_tokenizer(dataclasses.replace(config.model, name_or_path=str(TINY_MODEL_DIR)))
+    names = [t for t in (special["bos"], special["eos"], special["pad"], *special["extra"]) if t]
+    tok.add_tokens(list(dict.fromkeys(names)), special_tokens=True)
+    tok.bos_token, tok.eos_token = special["bos"], special["eos"]
+    tok.pad_token = special["pad"] or special["eos"]  # as load_tokenizer does
+    return tok
+
+
+CONVERSATION = [{"role": "user", "content": "2 + 3 ="}, {"role": "assistant", "content": "5"},
+                {"role": "user", "content": "3 + 4 ="}, {"role": "assistant", "content": "7"}]
+
+
+@pytest.mark.parametrize("preset", PRESETS_7B)
+def test_template_trains_the_end_of_turn_and_generation_stops_on_it(preset):
+    tok = stand_in_tokenizer(preset)
+    assert has_generation_markers(tok.chat_template)
+    assert is_chat_template_stop_token_trained(tok)  # what TRL checks before training
+
+    end = end_of_turn_token_id(tok)
+    assert end is not None and end in set(tok.get_added_vocab().values())
+    assert end in stop_token_ids(tok) and tok.eos_token_id in stop_token_ids(tok)
+
+    # TRL's mask: each answer is trained up to and including its end-of-turn token.
+    out = tok.apply_chat_template(CONVERSATION, tokenize=True, return_dict=True,
+                                  return_assistant_tokens_mask=True)
+    ids, mask = out["input_ids"], out["assistant_masks"]
+    spans, start = [], None
+    for i, m in enumerate([*mask, 0]):
+        if m and start is None:
+            start = i
+        elif not m and start is not None:
+            spans.append(ids[start:i])
+            start = None
+    assert len(spans) == 2, tok.decode(ids)
+    for span, answer in zip(spans, ("5", "7")):
+        assert end in span and tok.decode([t for t in span if t != end]).strip() == answer
+    assert sum(mask) < len(ids) // 2  # the prompts are not trained
+
+    # The same tokens get the loss in the perplexity evaluation.
+    _, labels = assistant_labels(tok, CONVERSATION)
+    assert [t for t in labels if t != -100] == [t for t, m in zip(ids, mask) if m]
+
+
+def test_qwen_template_is_chatml_with_the_base_system_line():
+    tok = stand_in_tokenizer("qwen2.5-7b")
+    text = tok.apply_chat_template(CONVERSATION[:1], tokenize=False, add_generation_prompt=True)
+    assert text == ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+                    "<|im_start|>user\n2 + 3 =<|im_end|>\n<|im_start|>assistant\n")
+    # Qwen2.5 base: EOS is <|endoftext|>, a turn ends with <|im_end|>: both stop generation.
+    assert stop_token_ids(tok)[:2] == tok.convert_tokens_to_ids(["<|endoftext|>", "<|im_end|>"])
+
+
+def _tiny_qwen2(vocab_size: int):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    return Qwen2ForCausalLM(Qwen2Config(
+        vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+        tie_word_embeddings=False))
+
+
+def test_sft_trainer_trains_qwen_with_assistant_only_loss(tmp_path):
+    """With the base template, TRL raised 'chat template is not training-compatible'."""
+    from trl import SFTTrainer
+
+    from ift_tutorial.hardware import detect_precision
+    from ift_tutorial.instruction_data import prepare_dataset
+    from ift_tutorial.paths import DATA_DIR
+    from ift_tutorial.training import lora_config, sft_config
+
+    train = tmp_path / "train.jsonl"
+    rows = (DATA_DIR / "tasks/train.jsonl").read_text(encoding="utf-8").splitlines()[:8]
+    train.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    config = load_config("qwen2.5-7b", [f"data.train={train}", "training.max_steps=1",
+                                        "training.per_device_train_batch_size=4",
+                                        "training.gradient_checkpointing=false",
+                                        "training.logging_steps=1", "training.save_steps=10"])
+    tok = stand_in_tokenizer("qwen2.5-7b")
+    dataset, _ = prepare_dataset(str(train), tok, max_length=config.model.max_length, strict=False)
+    trainer = SFTTrainer(model=_tiny_qwen2(len(tok)), args=sft_config(config, tmp_path / "out",
+                                                                       detect_precision("fp32")),
+                         train_dataset=dataset, processing_class=tok, peft_config=lora_config(config))
+    batch = next(iter(trainer.get_train_dataloader()))
+    im_end = tok.convert_tokens_to_ids("<|im_end|>")
+    for ids, labels in zip(batch["input_ids"].tolist(), batch["labels"].tolist()):
+        trained = [t for t in labels if t != -100]
+        # the answer's own <|im_end|> is trained; the system and user turns' are not
+        assert trained.count(im_end) == 1 and ids.count(im_end) == 3
+        assert tok.decode(trained[trained.index(im_end) + 1:]).strip() == ""  # at most "\n" after it
+    result = trainer.train()
+    assert torch.isfinite(torch.tensor(result.training_loss))
+    assert [e["loss"] > 0 for e in trainer.state.log_history if "loss" in e] == [True]
