@@ -259,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .runlock import die_with_launcher
+
+    die_with_launcher()  # under torchrun: die with the launcher, even if it is SIGKILLed
     args = build_parser().parse_args(argv)
     from .errors import UserFacingError
 

@@ -38,6 +38,7 @@ from .loading import load_model, load_tokenizer
 from .paths import display_path
 from .plots import plot_loss
 from .progress import use_summary_line
+from .runlock import RunLock, die_with_launcher
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +195,31 @@ def train(
 
     Returns:
         The metrics (also written to ``output_dir/metrics.json``).
+
+    Raises:
+        RunFolderBusy: another live run holds ``output_dir`` (its PID is in the message).
+            The lock (``output_dir/.lock``) is released when this call returns or fails,
+            and by the kernel if the process dies.
+
+    Example:
+        >>> from ift_tutorial.config import load_config
+        >>> from ift_tutorial.training import train
+        >>> cfg = load_config("tiny", ["training.max_steps=3"])
+        >>> metrics = train(cfg, "runs/demo", evaluate=False)  # doctest: +SKIP
     """
+    die_with_launcher()  # under torchrun: this rank dies with its launcher, even by SIGKILL
+    with RunLock(output_dir) as lock:  # one live run per folder
+        return _train(config, output_dir, resume, evaluate, lock)
+
+
+def _train(
+    config: ExperimentConfig,
+    output_dir: str | os.PathLike[str],
+    resume: str,
+    evaluate: bool,
+    lock: RunLock,
+) -> dict[str, Any]:
+    """The body of :func:`train`, run while ``lock`` is held."""
     from trl import SFTTrainer
 
     from .instruction_data import prepare_dataset
@@ -208,6 +233,8 @@ def train(
     set_seed(t.seed)
     precision = detect_precision(config.model.compute_dtype, t.optim)
     start = time.perf_counter()
+    args = sft_config(config, out, precision)  # also forms the process group under a launcher
+    lock.share_verdict()  # every rank hears rank 0's verdict before anything is written
 
     tokenizer = load_tokenizer(config.model)
     model = load_model(config.model)  # 4-bit NF4; CPU repacking disabled (see loading.py)
@@ -228,8 +255,7 @@ def train(
             print(f"evaluation skipped: {note}", flush=True)
         print(_eval_line(before, "before"), flush=True)
 
-    args = sft_config(config, out, precision)  # also forms the process group under a launcher
-    choice = resolve_resume(out, resume)  # after it, so that the ranks agree (barriers)
+    choice = resolve_resume(out, resume)  # after the process group, so ranks agree (barriers)
     sync = distributed.RankSyncCallback()
     trainer = build_trainer(config, model, tokenizer, dataset, args, precision,
                             callbacks=[CompleteMarkerCallback(), sync])
