@@ -85,14 +85,20 @@ def disable_cpu_weight_repacking(model: torch.nn.Module) -> int:
     silently. Turning the fast path off keeps training correct on every CPU.
 
     Returns:
-        How many modules were changed.
+        How many modules it switched off: 0 on a CPU without AVX512-BF16 (or when
+        called twice), where bitsandbytes never enabled the fast path.
+
+    Example:
+        >>> import bitsandbytes as bnb
+        >>> layer = bnb.nn.Linear4bit(64, 64)
+        >>> layer.support_avx512bf16_for_cpu = True  # as on a CPU with AVX512-BF16
+        >>> disable_cpu_weight_repacking(layer), disable_cpu_weight_repacking(layer)
+        (1, 0)
     """
     n = 0
     for module in model.modules():
         if getattr(module, "support_avx512bf16_for_cpu", False):
             module.support_avx512bf16_for_cpu = False
-            n += 1
-        elif hasattr(module, "support_avx512bf16_for_cpu"):
             n += 1
     return n
 
