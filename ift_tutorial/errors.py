@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from .paths import display_path
+
 
 class UserFacingError(ValueError):
     """A problem in the user's input (data file, config, folder) with where it is."""
 
 
 class DataError(UserFacingError):
-    """A data file is invalid. The message names the file, the line and the field."""
+    """A data file is invalid. The message names the file, the line and the field.
+
+    ``path`` is kept as given; the message shows it without machine prefixes
+    (:func:`ift_tutorial.paths.display_path`).
+    """
 
     def __init__(self, path: str, message: str, line: int | None = None, field: str | None = None):
         self.path, self.line, self.field = str(path), line, field
-        where = self.path + (f", line {line}" if line is not None else "")
+        where = display_path(self.path) + (f", line {line}" if line is not None else "")
         where += f", field '{field}'" if field else ""
         super().__init__(f"{where}: {message}")

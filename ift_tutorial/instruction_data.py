@@ -78,7 +78,7 @@ class RecordError(DataError):
     def __init__(self, path: str, message: str, record: int, field: str | None = None):
         super().__init__(path, message, line=None, field=field)
         self.record = record
-        where = f"{self.path}, record {record} (0-based)"
+        where = f"{display_path(self.path)}, record {record} (0-based)"
         where += f", field '{field}'" if field else ""
         self.args = (f"{where}: {message}",)
 
@@ -95,7 +95,7 @@ class DataValidationError(DataError):
         super().__init__(path, "", line=first.line, field=first.field)
         self.problems = problems
         shown = problems[1:MAX_ERRORS_SHOWN]
-        lines = [str(first), f"{len(problems)} invalid records in {path}; "
+        lines = [str(first), f"{len(problems)} invalid records in {display_path(path)}; "
                  + (f"the first {len(shown) + 1}:" if len(problems) > MAX_ERRORS_SHOWN
                     else "all of them:")]
         lines += [f"  {p}" for p in problems[:MAX_ERRORS_SHOWN]]

@@ -16,6 +16,7 @@ import pytest
 from ift_tutorial import instruction_data as idata
 from ift_tutorial.cli import main
 from ift_tutorial.errors import DataError, UserFacingError
+from ift_tutorial.paths import display_path
 from ift_tutorial.instruction_data import (
     DataReport,
     DataValidationError,
@@ -180,7 +181,7 @@ def test_bad_record_names_file_line_field(tmp_path, case):
     with pytest.raises(DataError) as err:
         load_conversations(str(path))
     msg = str(err.value)
-    assert msg.startswith(f"{path}, line 2, field '{field}': "), msg
+    assert msg.startswith(f"{display_path(path)}, line 2, field '{field}': "), msg
     assert text in msg
     assert (err.value.line, err.value.field) == (2, field)
 
@@ -231,7 +232,7 @@ def test_file_level_problems(tmp_path, name, content, text):
     path.write_text(content, encoding="utf-8")
     with pytest.raises(DataError) as err:
         load_conversations(str(path))
-    assert str(err.value).startswith(f"{path}: ") and text in str(err.value)
+    assert str(err.value).startswith(f"{display_path(path)}: ") and text in str(err.value)
 
 
 def test_missing_file(tmp_path):
@@ -244,7 +245,7 @@ def test_json_record_errors_say_record_index(tmp_path):
                                             {"instruction": "c"}])
     with pytest.raises(RecordError) as err:
         load_conversations(str(path))
-    assert str(err.value).startswith(f"{path}, record 1 (0-based), field 'output': missing")
+    assert str(err.value).startswith(f"{display_path(path)}, record 1 (0-based), field 'output': missing")
     assert err.value.record == 1 and err.value.field == "output"
 
 
@@ -304,7 +305,7 @@ def test_several_problems_are_all_counted_and_listed(tmp_path):
         load_conversations(str(path))
     msg = str(err.value)
     first_line = msg.splitlines()[0]
-    assert first_line.startswith(f"{path}, line 2, field 'messages[0].role': unknown role")
+    assert first_line.startswith(f"{display_path(path)}, line 2, field 'messages[0].role': unknown role")
     assert "13 invalid records" in msg and f"the first {idata.MAX_ERRORS_SHOWN}:" in msg
     assert len(err.value.problems) == 13 and err.value.problems[-1].line == 14
     assert (err.value.line, err.value.field) == (2, "messages[0].role")
@@ -439,7 +440,7 @@ def test_check_data_cli_rejects_broken_file(tmp_path, capsys):
     path.write_text(_bad_jsonl(BAD_JSONL["unknown_role"][0]), encoding="utf-8")
     assert main(["check-data", str(path)]) == 1
     captured = capsys.readouterr()
-    assert captured.err.startswith(f"error: {path}, line 2, field 'messages[0].role': "
+    assert captured.err.startswith(f"error: {display_path(path)}, line 2, field 'messages[0].role': "
                                    "unknown role 'bot'")
     assert "Traceback" not in captured.err and captured.out == ""
 
@@ -471,7 +472,7 @@ def test_check_data_subprocess(tmp_path):
     bad = subprocess.run(cmd + [str(path)], capture_output=True, text=True, cwd=PROJECT_ROOT,
                          timeout=120)
     assert bad.returncode == 1, bad.stderr
-    assert bad.stderr.strip() == (f"error: {path}, line 3, field 'completion': empty content")
+    assert bad.stderr.strip() == (f"error: {path.name}, line 3, field 'completion': empty content")
     good = subprocess.run(cmd + ["data/instructions/heldout.jsonl"], capture_output=True,
                           text=True, cwd=PROJECT_ROOT, timeout=120)
     assert good.returncode == 0 and "conversations read (messages format)" in good.stdout

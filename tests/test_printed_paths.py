@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from ift_tutorial.checkpoints import resolve_resume
 from ift_tutorial.instruction_data import DataReport
 from ift_tutorial.paths import DATA_DIR
@@ -32,3 +34,18 @@ def test_skipped_checkpoint_is_named_without_a_machine_prefix(tmp_path, capsys):
     assert "skipping incomplete checkpoint checkpoint-4: " in out.out
     assert not MACHINE.search(out.out + out.err), out
     assert (tmp_path / "incomplete-checkpoint-4").is_dir()
+
+
+def test_data_errors_name_file_line_and_field_without_a_machine_prefix(tmp_path):
+    from ift_tutorial.errors import DataError
+    from ift_tutorial.instruction_data import load_conversations
+
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"messages": [{"role": "user", "content": "Hi"}, {"role": "bot", "content": "x"}]}\n'
+                      '{"messages": [{"role": "user", "content": "cut in half\n', encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        load_conversations(str(broken))
+    message, path = str(caught.value), caught.value.path
+    assert message.startswith("broken.jsonl, line 1, field 'messages[1].role': unknown role 'bot'")
+    assert "2 invalid records in broken.jsonl" in message and not MACHINE.search(message), message
+    assert path == str(broken)  # the attribute keeps the full path, for code
