@@ -159,15 +159,17 @@ def _parser_generate(sub: argparse._SubParsersAction) -> None:
 
 
 def _parser_merge(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("merge", help="merge an adapter into a 16-bit reload of the base",
-                       description="Reload the base model in 16 bits (not 4-bit: merging into "
-                       "quantised weights changes outputs), merge the LoRA update and save a "
-                       "standard model folder with its tokenizer.")
+    p = sub.add_parser("merge", help="merge an adapter into the base's 16-bit weights, shard by shard",
+                       description="Read the base model's safetensors shard by shard on the CPU "
+                       "(16-bit weights, not 4-bit: merging into quantised weights changes "
+                       "outputs), add the LoRA update to each layer and save a standard model "
+                       "folder with its tokenizer. Peak memory is about one shard; a 7B model "
+                       "needs about 15 GB of local disk.")
     _add_config_args(p)
     p.add_argument("--adapter", required=True, help="PEFT adapter folder")
     p.add_argument("--output-dir", required=True, help="where the merged model is saved")
-    p.add_argument("--dtype", default="auto", help="auto (bf16 on GPUs that have it, fp16 "
-                   "on older GPUs, fp32 on CPU), bf16, fp16 or fp32")
+    p.add_argument("--dtype", default="auto", help="auto (keep the base's stored dtype), "
+                   "bf16, fp16 or fp32")
     p.set_defaults(handler=_cmd_merge)
 
 
