@@ -25,10 +25,38 @@ def generate_cli(
     max_new_tokens: int = 64,
 ) -> list[str]:
     """Answer each prompt independently; returns ``"> prompt\\nanswer"`` blocks to print."""
+    answers = generate(config, prompts, adapter=adapter, max_new_tokens=max_new_tokens)
+    return [f"> {p}\n{a}" for p, a in zip(prompts, answers)]
+
+
+def generate(
+    config: ExperimentConfig,
+    prompts: Sequence[str],
+    adapter: str | None = None,
+    max_new_tokens: int = 64,
+) -> list[str]:
+    """Answer each prompt as one user turn, greedily, through the chat template.
+
+    Args:
+        config: the experiment; its base model is loaded in 4-bit as in training, and
+            its ``data.system_prompt`` (if any) opens every conversation.
+        prompts: user messages, answered independently.
+        adapter: a PEFT adapter folder (``train`` writes ``OUTPUT_DIR/adapter``), or None
+            for the base model.
+        max_new_tokens: the most tokens per answer; decoding stops earlier at the
+            template's end-of-turn token.
+
+    Returns:
+        One answer per prompt, in order.
+
+    Example:
+        >>> from ift_tutorial import generate, load_config
+        >>> generate(load_config("tiny"), ["What is 7 + 8?"], adapter="data/adapters/tiny-sft")
+        ['15']
+    """
     model, tokenizer = load_for_inference(config, adapter)
     conversations = [_with_system(config, [{"role": "user", "content": p}]) for p in prompts]
-    answers = generate_responses(model, tokenizer, conversations, max_new_tokens=max_new_tokens)
-    return [f"> {p}\n{a}" for p, a in zip(prompts, answers)]
+    return generate_responses(model, tokenizer, conversations, max_new_tokens=max_new_tokens)
 
 
 def _with_system(config: ExperimentConfig, messages: list[dict]) -> list[dict]:

@@ -726,6 +726,7 @@ def score_ifeval(prompts: Sequence[IFEvalPrompt], responses: Sequence[str]) -> d
         each prompt, in order).
 
     Example:
+        >>> from ift_tutorial.ifeval import IFEvalPrompt, score_ifeval
         >>> p = IFEvalPrompt(1, "Two words, in quotes.", ["startend:quotation",
         ...     "length_constraints:number_words"], [{}, {"num_words": 5, "relation": "less than"}])
         >>> r = score_ifeval([p], ['Sure:\\n"Hello there"'])

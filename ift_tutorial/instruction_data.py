@@ -475,6 +475,12 @@ def load_conversations(path_or_id: str, format: str = "auto", split: str = "trai
     Raises:
         DataError: naming the file, the line or record, and the field of the first
             problem; with several problems, a :class:`DataValidationError` lists them.
+
+    Example:
+        >>> from ift_tutorial import load_conversations
+        >>> conversations = load_conversations("data/instructions/examples/alpaca.json")
+        >>> conversations[0][-1]["role"]
+        'assistant'
     """
     return _load(path_or_id, format, split, system_prompt, strict).conversations
 
@@ -599,6 +605,14 @@ def prepare_dataset(path_or_id: str, tokenizer: Any = None, max_length: int | No
     Returns:
         ``(dataset, report)``: a Dataset with one column ``messages`` (one conversation
         per row, the format TRL's ``SFTTrainer`` reads), and a :class:`DataReport`.
+
+    Example:
+        >>> from ift_tutorial import load_config, load_tokenizer, prepare_dataset
+        >>> tokenizer = load_tokenizer(load_config("tiny").model)
+        >>> dataset, report = prepare_dataset("data/tasks/heldout.jsonl", tokenizer, max_length=64,
+        ...                                   strict=False)
+        >>> len(dataset) == report.n_kept
+        True
     """
     import datasets
 
@@ -609,14 +623,30 @@ def prepare_dataset(path_or_id: str, tokenizer: Any = None, max_length: int | No
 
 def check_data(path: str, format: str = "auto", tokenizer: Any = None,
                max_length: int | None = None, system_prompt: str | None = None,
-               deduplicate: bool = True) -> DataReport:
-    """Validate a data file and report what training would keep (raises DataError)."""
-    loaded = _load(path, format, "train", system_prompt, None)
+               deduplicate: bool = True, strict: bool | None = None) -> DataReport:
+    """Validate a data file and report what training would keep.
+
+    Args:
+        path: a data file (or hub dataset id), as for :func:`load_conversations`.
+        tokenizer, max_length: count (and report) conversations over ``max_length`` tokens.
+        strict: fields the format does not use are an error (default for files), or
+            ignored and listed in the report (``False``, as training reads a file).
+
+    Raises:
+        DataError: naming the file, the line and the field of the first problem.
+
+    Example:
+        >>> from ift_tutorial import check_data
+        >>> report = check_data("data/instructions/train.jsonl")
+        >>> report.n_kept > 200
+        True
+    """
+    loaded = _load(path, format, "train", system_prompt, strict)
     return _filter(loaded, tokenizer, max_length, deduplicate)[1]
 
 
 def check_data_cli(args: Any) -> int:
-    """``ift-tutorial check-data PATH [--format F] [--config C] [--json]``.
+    """``ift-tutorial check-data PATH [--format F] [--config C [--set K=V]] [--json]``.
 
     Prints the report and returns 0 when the file is valid; prints
     ``error: FILE, line N, field 'F': message`` to stderr and returns 1 when it is not.
@@ -628,7 +658,7 @@ def check_data_cli(args: Any) -> int:
         from .config import load_config
         from .loading import load_tokenizer
 
-        cfg = load_config(args.config)
+        cfg = load_config(args.config, getattr(args, "overrides", None))
         try:
             tokenizer = load_tokenizer(cfg.model)
         except (OSError, ValueError) as err:  # folder missing, offline hub id, no tokenizer
@@ -641,7 +671,8 @@ def check_data_cli(args: Any) -> int:
     try:
         report = check_data(args.path, format=args.format, tokenizer=tokenizer,
                             max_length=max_length, system_prompt=system_prompt,
-                            deduplicate=deduplicate)
+                            deduplicate=deduplicate,
+                            strict=False if getattr(args, "ignore_extra_fields", False) else None)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
