@@ -21,6 +21,7 @@ import os
 import resource
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -209,7 +210,23 @@ def train(
     """
     die_with_launcher()  # under torchrun: this rank dies with its launcher, even by SIGKILL
     with RunLock(output_dir) as lock:  # one live run per folder
-        return _train(config, output_dir, resume, evaluate, lock)
+        try:
+            return _train(config, output_dir, resume, evaluate, lock)
+        except BaseException as err:
+            # A failed run (CUDA out of memory on a T4) must not keep the 4-bit model and
+            # the trainer alive through its traceback, which a notebook keeps
+            # (sys.last_traceback): without their frames' variables they can be freed.
+            _clear_frames(err)
+            raise
+
+
+def _clear_frames(err: BaseException) -> None:
+    """Drop the local variables of the finished frames in ``err``'s traceback (and its causes)."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        traceback.clear_frames(err.__traceback__)
+        err = err.__cause__ or err.__context__
 
 
 def _train(
@@ -220,8 +237,6 @@ def _train(
     lock: RunLock,
 ) -> dict[str, Any]:
     """The body of :func:`train`, run while ``lock`` is held."""
-    from trl import SFTTrainer
-
     from .instruction_data import prepare_dataset
 
     out = Path(output_dir)

@@ -1,0 +1,87 @@
+"""After ``train`` returns (or fails), nothing keeps the trainer or the 4-bit model alive.
+
+On a T4 the 4-bit 7B model holds about 5 GB: a notebook that trains, then evaluates
+or merges, needs that memory back. Weak references tell whether anything still holds
+the objects once the garbage collector has run.
+"""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import pytest
+import torch
+
+import ift_tutorial.training as training
+from ift_tutorial.config import load_config
+from ift_tutorial.paths import DATA_DIR
+
+
+class Watch:
+    """Weak references to what train builds; ``fail`` makes its training step run out of memory."""
+
+    def __init__(self) -> None:
+        self.refs: dict[str, weakref.ref] = {}
+        self.fail = False
+
+    def alive(self) -> list[str]:
+        gc.collect()
+        return sorted(name for name, ref in self.refs.items() if ref() is not None)
+
+
+@pytest.fixture()
+def watch(monkeypatch) -> Watch:
+    """Watches the base model, the trainer and its PEFT model as train makes them."""
+    watch = Watch()
+    refs = watch.refs
+    load_model, build_trainer = training.load_model, training.build_trainer
+
+    def load(*args, **kwargs):
+        model = load_model(*args, **kwargs)
+        refs["4-bit base model"] = weakref.ref(model)
+        return model
+
+    def build(*args, **kwargs):
+        trainer = build_trainer(*args, **kwargs)
+        refs["trainer"], refs["PEFT model"] = weakref.ref(trainer), weakref.ref(trainer.model)
+        if watch.fail:
+            trainer.train = _out_of_memory  # an instance attribute: no reference back to the trainer
+        return trainer
+
+    monkeypatch.setattr(training, "load_model", load)
+    monkeypatch.setattr(training, "build_trainer", build)
+    return watch
+
+
+def _out_of_memory(*args, **kwargs):
+    raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+
+def _config(tmp_path, **overrides):
+    rows = (DATA_DIR / "tasks/train.jsonl").read_text(encoding="utf-8").splitlines()[:16]
+    (tmp_path / "train.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    sets = {"data.train": tmp_path / "train.jsonl", "data.max_eval_examples": 4,
+            "training.max_steps": 2, "training.per_device_train_batch_size": 8,
+            "training.save_steps": 2, "training.logging_steps": 1, "training.num_threads": 1,
+            "training.max_new_tokens": 4, **overrides}
+    return load_config("tiny", [f"{k}={v}" for k, v in sets.items()])
+
+
+WATCHED = {"4-bit base model", "trainer", "PEFT model"}
+
+
+def test_nothing_holds_the_model_after_train_returns(tmp_path, watch):
+    metrics = training.train(_config(tmp_path), tmp_path / "out", evaluate=True)
+    assert metrics["steps"] == 2 and set(watch.refs) == WATCHED
+    assert watch.alive() == []
+
+
+def test_nothing_holds_the_model_after_train_fails(tmp_path, watch):
+    """A notebook keeps the last traceback (sys.last_traceback); it must not keep the model."""
+    watch.fail = True
+    with pytest.raises(torch.OutOfMemoryError) as failure:
+        training.train(_config(tmp_path), tmp_path / "out", evaluate=False)
+    assert failure.tb is not None  # the traceback is still held here, as in a notebook
+    assert set(watch.refs) == WATCHED
+    assert watch.alive() == []
