@@ -8,7 +8,9 @@ text keeps the default look, and each Chinese character comes from the CJK font.
 The CJK font is looked up by name (:data:`CJK_FAMILIES`: Noto Sans CJK from Debian's
 ``fonts-noto-cjk``, as in CI and on Colab after ``apt-get install fonts-noto-cjk``; the
 system fonts of macOS and Windows). A font installed after matplotlib built its font
-cache is found too, by scanning the system's font files once.
+cache is found too, by scanning the system's font files once, and so are the fonts that
+a pip package ships (:data:`FONT_PACKAGES`: ``pip install mplfonts``, for a machine
+without admin rights).
 
 Without any CJK font, a figure with Chinese text is still drawn, and
 :func:`savefig_checked` replaces matplotlib's warning per missing character by one
@@ -17,6 +19,7 @@ Without any CJK font, a figure with Chinese text is still drawn, and
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import warnings
 from pathlib import Path
@@ -34,10 +37,14 @@ CJK_FAMILIES: tuple[str, ...] = (
 #: File names of CJK fonts, for fonts that matplotlib's cache does not know yet.
 CJK_FONT_FILES = re.compile(
     r"(Noto(Sans|Serif)(Mono)?CJK|NotoSansSC|SourceHan(Sans|Serif)|wqy|DroidSansFallback)", re.I)
+#: pip packages that ship CJK font files in their ``fonts/`` folder (``pip install mplfonts``
+#: brings Noto Sans CJK SC); they are used in place, nothing is copied or configured.
+FONT_PACKAGES: tuple[str, ...] = ("mplfonts",)
 #: How to get a CJK font, in the warning.
 INSTALL_HINT = (
-    "install a CJK font, e.g. `apt-get install fonts-noto-cjk` (Debian, Ubuntu, Colab) or "
-    "Noto Sans CJK SC from https://github.com/notofonts/noto-cjk, then restart the kernel"
+    "install a CJK font, e.g. `apt-get install fonts-noto-cjk` (Debian, Ubuntu, Colab), or "
+    "`pip install mplfonts`, or put Noto Sans CJK SC (https://github.com/notofonts/noto-cjk) "
+    "in ~/.local/share/fonts; then restart the kernel"
 )
 # The characters of matplotlib's "Glyph N (\N{CJK UNIFIED IDEOGRAPH-4E2D}) missing" warnings.
 _MISSING_CJK_GLYPH = re.compile(
@@ -55,14 +62,27 @@ def _known_families() -> set[str]:
     return {f.name for f in font_manager.fontManager.ttflist}
 
 
+def _package_font_files() -> list[str]:
+    """Font files inside the installed :data:`FONT_PACKAGES` (found without importing them)."""
+    files = []
+    for name in FONT_PACKAGES:
+        spec = importlib.util.find_spec(name)  # a top-level name: nothing is imported
+        folders = (spec.submodule_search_locations or []) if spec else []
+        for folder in folders:
+            files += [str(p) for p in sorted(Path(folder, "fonts").glob("*"))
+                      if p.suffix.lower() in {".otf", ".ttf", ".ttc"}]
+    return files
+
+
 def _add_system_cjk_fonts() -> None:
-    """Register CJK font files of the system that matplotlib's font cache predates."""
+    """Register CJK font files that matplotlib's font cache predates: the system's
+    (installed after the cache was built) and those of :data:`FONT_PACKAGES`."""
     global _system_fonts_scanned
     if _system_fonts_scanned:
         return
     _system_fonts_scanned = True
     known = {f.fname for f in font_manager.fontManager.ttflist}
-    for path in font_manager.findSystemFonts():
+    for path in [*font_manager.findSystemFonts(), *_package_font_files()]:
         if path not in known and CJK_FONT_FILES.search(Path(path).name):
             try:
                 font_manager.fontManager.addfont(path)

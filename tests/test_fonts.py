@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -102,3 +103,21 @@ def test_other_warnings_of_a_figure_pass_through(monkeypatch):
         savefig_checked(fig, io.BytesIO(), format="png")
     plt.close(fig)
     assert len(caught) == before  # nothing added, nothing dropped
+
+
+@needs_cjk_font
+def test_a_font_shipped_by_a_pip_package_is_found(tmp_path, monkeypatch):
+    """``pip install mplfonts`` on a machine without system CJK fonts (here: a stand-in)."""
+    system_file = min(f.fname for f in font_manager.fontManager.ttflist if f.name == INSTALLED)
+    package = tmp_path / "cjkfontpkg"
+    (package / "fonts").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "fonts" / f"NotoSansCJK-Regular{Path(system_file).suffix}").symlink_to(system_file)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(fonts, "FONT_PACKAGES", ("cjkfontpkg", "no_such_font_package"))
+    ttf = [f for f in font_manager.fontManager.ttflist if "CJK" not in f.name]
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", ttf)
+    monkeypatch.setattr(font_manager, "findSystemFonts", lambda *a, **k: [])
+    monkeypatch.setattr(fonts, "_system_fonts_scanned", False)
+    assert find_cjk_font() == INSTALLED
+    assert any(f.fname.startswith(str(package)) for f in font_manager.fontManager.ttflist)
