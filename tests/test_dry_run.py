@@ -31,5 +31,6 @@ def test_planner_weights_exact_and_total_close(qwen_report):
     for name in STATIC:
         assert planned[name] == measured[name], name
     peak = qwen_report["measured"]["peak_bytes"]
-    assert peak is not None
+    # every tensor the model and optimizer own is resident during the steps, and more
+    assert peak > qwen_report["measured"]["static_bytes"] == sum(measured.values())
     assert qwen_report["planned"]["total_bytes"] == pytest.approx(peak, rel=0.10)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -17,6 +18,7 @@ from ift_tutorial.evaluation import (
     load_for_inference,
     perplexity,
 )
+from ift_tutorial.tasks import read_tasks
 
 torch.set_num_threads(1)
 
@@ -63,8 +65,15 @@ def test_evaluate_config_reports_and_skips(tmp_path):
                                "training.max_new_tokens=4"])
     report = evaluate_config(cfg, adapter=None, output=str(tmp_path / "r.json"))
     assert report["perplexity"] is None and "eval_perplexity is null" in report["skipped"][0]
-    assert report["n_exact_match"] == 6 and 0 <= report["exact_match"] <= 1
-    assert "predictions" not in report and (tmp_path / "r.json").is_file()
+    assert report["n_exact_match"] == 6 and "predictions" not in report
+    # The score is the fraction of the saved predictions that equal their reference.
+    saved = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    rows = saved["predictions"]
+    assert len(rows) == 6 and saved["exact_match"] == report["exact_match"]
+    heldout = read_tasks(cfg.data.eval_exact_match)[:6]  # the first 6 held-out questions
+    assert [r["reference"] for r in rows] == [ex["messages"][-1]["content"] for ex in heldout]
+    assert all(r["correct"] == (" ".join(r["prediction"].split()) == r["reference"]) for r in rows)
+    assert report["exact_match"] == sum(r["correct"] for r in rows) / 6
 
 
 def test_missing_adapter_folder_is_a_clear_error(tmp_path):

@@ -13,6 +13,7 @@ from ift_tutorial import cli
 from ift_tutorial.config import load_config
 from ift_tutorial.generation import chat_loop, generate_cli
 from ift_tutorial.loading import load_model, load_tokenizer
+from ift_tutorial.paths import DATA_DIR
 
 
 @pytest.fixture(scope="module")
@@ -76,16 +77,27 @@ def test_merge_rejects_a_folder_that_is_not_an_adapter(tmp_path, capsys):
     assert "not a PEFT adapter folder" in capsys.readouterr().err
 
 
-def test_generate_and_chat_use_the_adapter(config, adapter_dir):
-    [block] = generate_cli(config, str(adapter_dir), ["3 + 4 ="], max_new_tokens=8)
-    assert block.startswith("> 3 + 4 =\n")
+def test_generate_and_chat_use_the_adapter(config):
+    # The shipped tuned adapter: it answers in a word where the base model rambles on.
+    adapter = str(DATA_DIR / "adapters" / "tiny-sft")
+    prompts = ["What is 7 + 8?", "Where does Bora live?", "Reverse the word kalo."]
+    blocks = generate_cli(config, adapter, prompts, max_new_tokens=8)
+    base_blocks = generate_cli(config, None, prompts, max_new_tokens=8)
+    assert [b.split("\n")[0] for b in blocks] == [f"> {p}" for p in prompts]
+    for tuned, base in zip(blocks, base_blocks):
+        assert tuned != base, tuned  # every answer comes from the adapter, not the base
 
-    replies = iter(["3 + 4 =", "again", ""])
-    printed: list[str] = []
-    assert chat_loop(config, str(adapter_dir), max_new_tokens=8, input_fn=lambda _: next(replies),
-                     print_fn=printed.append) == 0
-    answers = [line for line in printed if line.startswith("model> ")]
+    def chat(adapter: str | None) -> list[str]:
+        replies = iter(["What is 7 + 8?", "Where does Bora live?", ""])
+        printed: list[str] = []
+        assert chat_loop(config, adapter, max_new_tokens=8, input_fn=lambda _: next(replies),
+                         print_fn=printed.append) == 0
+        return [line.removeprefix("model> ") for line in printed if line.startswith("model> ")]
+
+    answers, base_answers = chat(adapter), chat(None)
     assert len(answers) == 2  # two turns, then the empty line ends the chat
+    assert answers[0] == blocks[0].split("\n", 1)[1]  # the same first conversation
+    assert answers[0] != base_answers[0] and answers[1] != base_answers[1]
 
 
 def test_merge_finds_a_project_relative_adapter_from_any_folder(tmp_path, monkeypatch):
