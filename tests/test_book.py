@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -253,3 +254,74 @@ def test_colab_button_opens_the_pages_own_notebook(built, rendered):
     for stem, dom in rendered.items():
         links = set(re.findall(r'href="(https://colab\.research\.google\.com/github/[^"]+)"', dom))
         assert links == {colab_url(stem)}, f"{stem}: Colab links {sorted(links)}"
+
+
+# --- What a reader must not see in outputs ----------------------------------------------
+
+#: Machine paths, progress-bar lines and library warnings (ift_tutorial.paths.display_path,
+#: ift_tutorial.progress and ift_tutorial.quiet keep them out of the outputs).
+NOISE = re.compile(r"/root|/home|/tmp|/content|site-packages|it/s\]|Warning")
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
+
+
+class _CellOutputs(HTMLParser):
+    """Collects the text of every ``cell_output`` element of a page (nested markup included)."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.outputs: list[str] = []
+        self._depth = 0  # > 0 inside a cell output
+        self._code = 0  # > 0 inside <style> or <script> (a pandas table brings its CSS)
+
+    def handle_starttag(self, tag, attrs):
+        if tag in _VOID:
+            return
+        self._code += tag in ("style", "script")
+        if self._depth:
+            self._depth += 1
+        elif tag == "div" and "cell_output" in (dict(attrs).get("class") or "").split():
+            self._depth = 1
+            self.outputs.append("")
+
+    def handle_endtag(self, tag):
+        self._code -= tag in ("style", "script")
+        if self._depth and tag not in _VOID:
+            self._depth -= 1
+
+    def handle_data(self, data):
+        if self._depth and not self._code:
+            self.outputs[-1] += data
+
+
+def cell_outputs(page_html: str) -> list[str]:
+    """The text of each cell output of a built page, in order."""
+    parser = _CellOutputs()
+    parser.feed(page_html)
+    return parser.outputs
+
+
+def test_cell_outputs_are_extracted_with_their_nested_markup():
+    page = (
+        '<div class="cell docutils container"><div class="cell_input"><pre>print(1)</pre></div>'
+        '<div class="cell_output docutils container"><div class="output stream"><div>'
+        '<pre>a<br>b &amp; <span>/tmp/x</span></pre></div></div></div>'
+        '<p>prose about /tmp is not an output</p>'
+        '<div class="cell_output docutils container"><img src="x.png"><style>td {}</style>'
+        '<pre>Loading: 5.1it/s]</pre></div>'
+    )
+    assert cell_outputs(page) == ["ab & /tmp/x", "Loading: 5.1it/s]"]
+    assert [NOISE.search(t).group() for t in cell_outputs(page)] == ["/tmp", "it/s]"]
+
+
+def test_outputs_show_no_machine_paths_progress_bars_or_warnings(built):
+    pages = sorted(p for p in built.rglob("*.html") if "_static" not in p.parts)
+    outputs = {p: cell_outputs(p.read_text(encoding="utf-8")) for p in pages}
+    assert sum(len(o) > 0 for o in outputs.values()) >= 8, "too few pages with cell outputs"
+    found = {}
+    for page, texts in outputs.items():
+        hits = [t[max(0, m.start() - 60):m.end() + 60].replace("\n", " ")
+                for t in texts for m in NOISE.finditer(t)]
+        if hits:
+            found[str(page.relative_to(built))] = hits[:3] + ([f"... {len(hits)} in all"] if len(hits) > 3 else [])
+    assert not found, "noise in cell outputs:\n" + json.dumps(found, indent=1, ensure_ascii=False)
+
