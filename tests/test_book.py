@@ -259,8 +259,9 @@ def test_colab_button_opens_the_pages_own_notebook(built, rendered):
 # --- What a reader must not see in outputs ----------------------------------------------
 
 #: Machine paths, progress-bar lines and library warnings (ift_tutorial.paths.display_path,
-#: ift_tutorial.progress and ift_tutorial.quiet keep them out of the outputs).
-NOISE = re.compile(r"/root|/home|/tmp|/content|site-packages|it/s\]|Warning")
+#: ift_tutorial.progress and ift_tutorial.quiet keep them out of the outputs); transformers 5
+#: starts its log lines with "[transformers]".
+NOISE = re.compile(r"/root|/home|/tmp|/content|site-packages|it/s\]|Warning|\[transformers\]")
 _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
 
 
