@@ -17,7 +17,7 @@ import pytest
 from ift_tutorial import runlock
 from ift_tutorial.checkpoints import check_complete, list_checkpoints
 from ift_tutorial.config import load_config
-from ift_tutorial.paths import PROJECT_ROOT
+from ift_tutorial.paths import DATA_DIR, PROJECT_ROOT
 from ift_tutorial.runlock import RunFolderBusy, RunLock, die_with_launcher, holder_pid
 
 CPU_ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1",
@@ -192,11 +192,15 @@ def test_a_rank_whose_launcher_is_already_gone_exits(monkeypatch) -> None:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux only")
 def test_ranks_die_with_a_killed_launcher_and_the_run_resumes(tmp_path: Path) -> None:
     out = tmp_path / "ddp"
+    data = tmp_path / "train.jsonl"  # 64 conversations: the ranks start sooner
+    lines = (DATA_DIR / "tasks" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    data.write_text("\n".join(lines[:64]) + "\n", encoding="utf-8")
+    settings = [f"data.train={data}", "training.per_device_train_batch_size=2"]
     log = (tmp_path / "stderr.txt").open("w+")  # a file, not a pipe that could fill and block
     launcher = subprocess.Popen(
-        _train_cmd(out, "training.max_steps=1000", "training.save_steps=1",
-                   "training.save_total_limit=2", "training.per_device_train_batch_size=2",
-                   "training.logging_steps=1", "training.num_threads=2", ranks=2),
+        _train_cmd(out, *settings, "training.max_steps=1000", "training.save_steps=1",
+                   "training.save_total_limit=2", "training.logging_steps=1",
+                   "training.num_threads=2", ranks=2),
         cwd=PROJECT_ROOT, env=CPU_ENV, stdout=subprocess.DEVNULL, stderr=log,
         start_new_session=True)
     ranks: list[psutil.Process] = []
@@ -227,9 +231,8 @@ def test_ranks_die_with_a_killed_launcher_and_the_run_resumes(tmp_path: Path) ->
     from ift_tutorial.training import train
 
     last = max(_complete_steps(out))
-    cfg = load_config("tiny", ["training.per_device_train_batch_size=2",
-                               f"training.max_steps={last + 1}", f"training.save_steps={last + 1}",
-                               "training.num_threads=1"])
+    cfg = load_config("tiny", [*settings, f"training.max_steps={last + 1}",
+                               f"training.save_steps={last + 1}", "training.num_threads=1"])
     metrics = train(cfg, out, resume="auto", evaluate=False)  # the dead run's lock is gone
     assert metrics["resumed_from_step"] == last and metrics["steps"] == last + 1
     history = json.loads((out / "log.json").read_text())
