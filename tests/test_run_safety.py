@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -24,11 +25,10 @@ CPU_ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1",
            "PYTHONUNBUFFERED": "1"}
 
 
-def _train_cmd(out: Path, *overrides: str, ranks: int = 0) -> list[str]:
-    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                 "--nproc_per_node", str(ranks), "-m"] if ranks else [sys.executable, "-m"])
-    cmd = launcher + ["ift_tutorial.cli", "train", "--config", "tiny", "--output-dir", str(out),
-                      "--no-eval"]
+def _torchrun_train(out: Path, *overrides: str) -> list[str]:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "ift_tutorial.cli", "train", "--config", "tiny", "--output-dir", str(out),
+           "--no-eval"]
     for o in overrides:
         cmd += ["--set", o]
     return cmd
@@ -198,9 +198,9 @@ def test_ranks_die_with_a_killed_launcher_and_the_run_resumes(tmp_path: Path) ->
     settings = [f"data.train={data}", "training.per_device_train_batch_size=2"]
     log = (tmp_path / "stderr.txt").open("w+")  # a file, not a pipe that could fill and block
     launcher = subprocess.Popen(
-        _train_cmd(out, *settings, "training.max_steps=1000", "training.save_steps=1",
-                   "training.save_total_limit=2", "training.logging_steps=1",
-                   "training.num_threads=2", ranks=2),
+        _torchrun_train(out, *settings, "training.max_steps=1000", "training.save_steps=1",
+                        "training.save_total_limit=2", "training.logging_steps=1",
+                        "training.num_threads=2"),
         cwd=PROJECT_ROOT, env=CPU_ENV, stdout=subprocess.DEVNULL, stderr=log,
         start_new_session=True)
     ranks: list[psutil.Process] = []
@@ -216,15 +216,17 @@ def test_ranks_die_with_a_killed_launcher_and_the_run_resumes(tmp_path: Path) ->
         launcher.send_signal(signal.SIGKILL)  # as the OOM killer would: no handler runs
         killed = time.monotonic()
         launcher.wait(timeout=10)
-        gone, alive = psutil.wait_procs(ranks, timeout=10)
+        _, alive = psutil.wait_procs(ranks, timeout=10)
         assert not alive, f"ranks still running 10 s after the launcher died: {alive}"
         print(f"ranks gone {time.monotonic() - killed:.2f} s after the launcher was killed")
-    finally:
-        for r in ranks:  # only if the test failed: do not leave orphans behind
-            if r.is_running():
-                r.kill()
+    finally:  # only if the test failed: leave no orphans behind
         if launcher.poll() is None:
+            ranks = ranks or psutil.Process(launcher.pid).children(recursive=True)
             launcher.kill()
+            launcher.wait()
+        for r in ranks:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                r.kill()
         log.close()
 
     # The newest complete checkpoint is usable: a new run (one process) resumes from it.
