@@ -21,7 +21,7 @@ The package holds three kinds of code, kept apart:
   trl, bitsandbytes, datasets and accelerate): ``config``, ``loading``,
   ``instruction_data``, ``training``, ``checkpoints``, ``runlock``, ``evaluation``,
   ``generation``, ``merging``, ``memory`` (the planner), ``dry_run``, ``distributed``,
-  ``hardware``, ``paths``, ``errors``, ``cli``;
+  ``hardware``, ``devices`` (inputs to the model's device), ``paths``, ``errors``, ``cli``;
 * **from-scratch teaching code**, each module checked against the production library
   it explains and never imported by the pipeline: ``attention`` and ``seq2seq``
   (chapters 2-3), ``llama`` (chapter 4), ``quantization`` (NF4) and ``lora`` (chapter 6),
