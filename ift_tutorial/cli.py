@@ -66,7 +66,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_generate(args: argparse.Namespace) -> int:
     cfg = _config(args)
     from .generation import chat_loop, generate_cli
+    from .rehearsal import cap_max_new_tokens
 
+    args.max_new_tokens = cap_max_new_tokens(cfg, args.max_new_tokens)  # IFT_REHEARSAL=1
     if args.prompt:
         for line in generate_cli(cfg, adapter=args.adapter, prompts=args.prompt,
                                  max_new_tokens=args.max_new_tokens):

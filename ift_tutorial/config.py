@@ -34,6 +34,7 @@ import yaml
 
 from .errors import UserFacingError
 from .paths import CONFIGS_DIR, looks_like_local_path, resolve_path
+from .rehearsal import cap_raw_config
 
 
 class ConfigError(UserFacingError):
@@ -294,6 +295,7 @@ def load_config(
     """
     path = find_config(name_or_path)
     raw = read_config_file(path)
+    raw = cap_raw_config(raw)  # IFT_REHEARSAL=1 on a 7B preset: fewer steps (rehearsal.py)
     override_raw = resolve_config_paths(apply_overrides({}, overrides), None)
     raw = merge_dicts(raw, override_raw)
     cfg = config_from_dict(raw, where=str(path))

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from . import rehearsal
 from .config import ExperimentConfig
 from .devices import to_model_device
 from .loading import disable_cpu_weight_repacking, load_model, load_tokenizer
@@ -475,7 +476,7 @@ def evaluate_config(
         torch.set_num_threads(config.training.num_threads)
     model, tokenizer = load_for_inference(config, adapter)
     report = evaluate_model(model, tokenizer, config)
-    report = {"config": config.name, "adapter": adapter, **report}
+    report = {"config": config.name, "adapter": adapter, **rehearsal.marker(config), **report}
     if output:
         path = Path(output)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from . import rehearsal
 from .config import ModelSettings
 from .errors import UserFacingError
 from .hardware import detect_precision
@@ -35,8 +36,15 @@ class PickleWeightsError(UserFacingError):
 
 
 def resolve_model_path(settings: ModelSettings) -> str:
-    """A project-relative folder becomes an absolute path; a hub id stays as it is."""
+    """A project-relative folder becomes an absolute path; a hub id stays as it is.
+
+    Under ``IFT_REHEARSAL=1`` a 7B preset's hub id becomes its stand-in folder
+    (:mod:`ift_tutorial.rehearsal`): a shrunk random model of the same architecture.
+    """
     name = settings.name_or_path
+    stand_in = rehearsal.resolve(name)
+    if stand_in is not None:
+        return stand_in
     if looks_like_local_path(name):
         path = resolve_path(name)
         if not path.is_dir():

@@ -19,7 +19,7 @@ from importlib import metadata
 import numpy as np
 import torch
 
-from . import __version__
+from . import __version__, colab, rehearsal
 from .config import ExperimentConfig, available_presets, load_config, preset_from_env
 from .errors import UserFacingError
 from .hardware import describe_hardware
@@ -139,12 +139,17 @@ def quiet_progress_bars() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
-def setup_notebook(default: str = "tiny", seed: int = 0) -> str:
+def setup_notebook(default: str = "tiny", seed: int = 0, runs_on_drive: bool = False) -> str:
     """Choose the preset, print one line about the machine, seed, style the plots.
 
     Args:
-        default: the preset used when ``IFT_PRESET`` is not set.
+        default: the preset used when ``IFT_PRESET`` is not set (the setup cell's form field).
         seed: seed for ``random``, NumPy and PyTorch.
+        runs_on_drive: on Colab, mount Google Drive and keep runs there
+            (:func:`ift_tutorial.colab.use_drive_for_runs`).
+
+    Under ``IFT_REHEARSAL=1`` a 7B preset runs without a GPU, as a rehearsal
+    (:mod:`ift_tutorial.rehearsal`), and a line says so.
 
     Returns:
         The preset name, for ``load_config(PRESET)``.
@@ -161,8 +166,13 @@ def setup_notebook(default: str = "tiny", seed: int = 0) -> str:
             f"presets in configs/: {', '.join(known) or 'none found'}"
         )
     print(f"ift-tutorial {__version__} | preset {preset} | {describe_hardware()}")
-    big = needs_gpu(load_config(preset))
-    if big and not torch.cuda.is_available():
+    if in_colab():
+        colab.check_torch()  # Colab's own CUDA torch is kept: only its range is checked
+    if runs_on_drive:
+        colab.use_drive_for_runs()
+    config = load_config(preset)  # under IFT_REHEARSAL=1 this prints the rehearsal line
+    big, rehearsing = needs_gpu(config), rehearsal.applies_to(config)
+    if big and not rehearsing and not torch.cuda.is_available():
         if in_colab():
             print(COLAB_GPU_HELP)
         raise UserFacingError(
@@ -170,7 +180,7 @@ def setup_notebook(default: str = "tiny", seed: int = 0) -> str:
             + (COLAB_GPU_HELP if in_colab() else "Run it on a GPU machine or in Colab, "
                "or unset IFT_PRESET to use the tiny preset on this CPU.")
         )
-    if not big:
+    if not big or rehearsing:
         quiet_progress_bars()  # a 7B preset keeps them: its first run downloads ~15 GB
     # Without ipywidgets, tqdm draws text bars and warns about it on import: cosmetic.
     warnings.filterwarnings("ignore", message="IProgress not found")

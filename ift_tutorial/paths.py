@@ -78,15 +78,34 @@ def runs_dir() -> Path:
     ``IFT_RUNS_DIR`` wins (on Colab, a folder on Google Drive survives the session).
     Otherwise ``runs/`` at the root of the checkout when working inside one (the book's
     notebooks run in ``book/chapters``), else ``runs/`` under the working directory:
-    never inside the installed package.
+    never inside the installed package. A rehearsal (``IFT_REHEARSAL=1``) uses its
+    ``rehearsal/`` subfolder, so that its shrunk random models never pass for real runs.
     """
     env = os.environ.get("IFT_RUNS_DIR")
     if env:
-        return Path(env).expanduser()
-    cwd = Path.cwd().resolve()
-    if PROJECT_ROOT is not None and (cwd == PROJECT_ROOT or PROJECT_ROOT in cwd.parents):
-        return PROJECT_ROOT / "runs"
-    return cwd / "runs"
+        base = Path(env).expanduser()
+    else:
+        cwd = Path.cwd().resolve()
+        inside = PROJECT_ROOT is not None and (cwd == PROJECT_ROOT or PROJECT_ROOT in cwd.parents)
+        base = (PROJECT_ROOT if inside else cwd) / "runs"
+    from .rehearsal import requested
+
+    return base / "rehearsal" if requested() else base
+
+
+def local_runs_dir() -> Path:
+    """Like :func:`runs_dir`, on this machine's own disk: for outputs too large for Drive.
+
+    ``IFT_LOCAL_RUNS_DIR`` wins (the Colab setup sets it when runs go to Google Drive,
+    whose free quota of 15 GB a merged 7B model fills); otherwise :func:`runs_dir`.
+    """
+    env = os.environ.get("IFT_LOCAL_RUNS_DIR")
+    if not env:
+        return runs_dir()
+    from .rehearsal import requested
+
+    base = Path(env).expanduser()
+    return base / "rehearsal" if requested() else base
 
 
 def display_path(path: str | os.PathLike[str]) -> str:

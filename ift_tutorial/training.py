@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from transformers import set_seed
 
-from . import distributed
+from . import distributed, rehearsal
 from .checkpoints import CompleteMarkerCallback, resolve_resume
 from .config import ExperimentConfig
 from .evaluation import evaluate_model
@@ -260,7 +260,7 @@ def _train(
     )
     print(data_report, flush=True)
 
-    metrics: dict[str, Any] = {"config": config.name}
+    metrics: dict[str, Any] = {"config": config.name, **rehearsal.marker(config)}
     before: dict[str, Any] = {}
     if evaluate:
         # The base model, exactly as training will start from it.
