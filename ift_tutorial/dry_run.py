@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from .config import ConfigError, ExperimentConfig, load_config
+from .devices import to_model_device
 from .hardware import detect_precision, trainable_dtype
 from .loading import disable_cpu_weight_repacking
 from .paths import display_path
@@ -201,7 +202,8 @@ def dry_run(
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(trainable, optim, config.training.learning_rate)
     generator = torch.Generator().manual_seed(config.training.seed)
-    ids = torch.randint(0, arch.vocab_size, (batch_size, seq_len), generator=generator).to(device)
+    ids = to_model_device(torch.randint(0, arch.vocab_size, (batch_size, seq_len), generator=generator),
+                          model)  # (B, T)
 
     gc.collect()
     if on_gpu:
