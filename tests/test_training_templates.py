@@ -1,50 +1,36 @@
 """Every 7B preset's chat template trains the end of a turn, and generation stops on it.
 
-No download: each preset's tokenizer is played by a stand-in, the tiny tokenizer plus
-the special tokens the real one defines (its BOS, EOS, pad and the tokens its chat
-template writes), wearing the preset's real template.
+No download: each preset's tokenizer is played by the rehearsal's stand-in, the tiny
+tokenizer plus the special tokens the real one defines (its BOS, EOS, pad and the tokens
+its chat template writes), wearing the preset's real template.
 """
 
 from __future__ import annotations
 
-import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
 from trl.chat_template_utils import has_generation_markers, is_chat_template_stop_token_trained
 
+from ift_tutorial import rehearsal
 from ift_tutorial.config import available_presets, load_config
 from ift_tutorial.evaluation import assistant_labels, end_of_turn_token_id, stop_token_ids
-from ift_tutorial.loading import load_tokenizer
-from ift_tutorial.paths import TINY_MODEL_DIR
-
-#: The special tokens of each 7B base tokenizer (from its tokenizer_config.json).
-SPECIAL_TOKENS: dict[str, dict] = {
-    "Qwen/Qwen2.5-7B": {"bos": None, "eos": "<|endoftext|>", "pad": "<|endoftext|>",
-                        "extra": ["<|im_start|>", "<|im_end|>"]},
-    "mistralai/Mistral-7B-v0.1": {"bos": "<s>", "eos": "</s>", "pad": None, "extra": []},
-    "meta-llama/Llama-2-7b-hf": {"bos": "<s>", "eos": "</s>", "pad": None, "extra": []},
-    "meta-llama/Llama-3.1-8B": {"bos": "<|begin_of_text|>", "eos": "<|end_of_text|>", "pad": None,
-                                "extra": ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]},
-    "allenai/OLMo-2-1124-7B": {"bos": "<|endoftext|>", "eos": "<|endoftext|>", "pad": "<|pad|>",
-                               "extra": []},
-}
 
 PRESETS_7B = [p for p in available_presets() if p != "tiny"]
 
 
 def stand_in_tokenizer(preset: str):
-    """The tiny tokenizer with ``preset``'s special tokens and chat template."""
+    """The tiny tokenizer with ``preset``'s special tokens (``rehearsal.HUB_TOKENIZERS``) and
+    its training template, as ``load_tokenizer`` would apply it to the real one."""
     config = load_config(preset)
     hub_id = config.model.name_or_path
-    assert hub_id in SPECIAL_TOKENS, f"{preset}: add the special tokens of {hub_id} to SPECIAL_TOKENS"
+    assert rehearsal.hub_tokenizer(hub_id), f"{preset}: add the special tokens of {hub_id} to rehearsal"
     assert config.model.chat_template, f"{preset} names no training template (model.chat_template)"
-    special = SPECIAL_TOKENS[hub_id]
-    tok = load_tokenizer(dataclasses.replace(config.model, name_or_path=str(TINY_MODEL_DIR)))
-    names = [t for t in (special["bos"], special["eos"], special["pad"], *special["extra"]) if t]
-    tok.add_tokens(list(dict.fromkeys(names)), special_tokens=True)
-    tok.bos_token, tok.eos_token = special["bos"], special["eos"]
-    tok.pad_token = special["pad"] or special["eos"]  # as load_tokenizer does
+    tok = rehearsal.stand_in_tokenizer(hub_id)
+    tok.chat_template = Path(config.model.chat_template).read_text(encoding="utf-8")
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token  # as load_tokenizer does
     return tok
 
 
