@@ -8,6 +8,7 @@ the objects once the garbage collector has run.
 from __future__ import annotations
 
 import gc
+import json
 import weakref
 
 import pytest
@@ -74,6 +75,8 @@ WATCHED = {"4-bit base model", "trainer", "PEFT model"}
 def test_nothing_holds_the_model_after_train_returns(tmp_path, watch):
     metrics = training.train(_config(tmp_path), tmp_path / "out", evaluate=True)
     assert metrics["steps"] == 2 and set(watch.refs) == WATCHED
+    # (the adapter folder stops generation where the template ends a turn: EOS for tiny)
+    assert json.loads((tmp_path / "out/adapter/generation_config.json").read_text())["eos_token_id"] == 2
     assert watch.alive() == []
 
 

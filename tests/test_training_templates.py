@@ -119,3 +119,20 @@ def test_sft_trainer_trains_qwen_with_assistant_only_loss(tmp_path):
     result = trainer.train()
     assert torch.isfinite(torch.tensor(result.training_loss))
     assert [e["loss"] > 0 for e in trainer.state.log_history if "loss" in e] == [True]
+
+
+def test_generation_config_lists_eos_and_end_of_turn(tmp_path):
+    """Adapter and merged folders get both stop ids: Qwen2.5 base's config names only EOS."""
+    from transformers import GenerationConfig
+
+    from ift_tutorial.generation import save_generation_config
+
+    tok = stand_in_tokenizer("qwen2.5-7b")
+    base = GenerationConfig(bos_token_id=7, eos_token_id=tok.eos_token_id, do_sample=False,
+                            max_new_tokens=2048)  # as in the base model's generation_config.json
+    path = save_generation_config(tmp_path, tok, base)
+    saved = GenerationConfig.from_pretrained(tmp_path)
+    assert path.name == "generation_config.json"
+    assert saved.eos_token_id == tok.convert_tokens_to_ids(["<|endoftext|>", "<|im_end|>"])
+    assert saved.pad_token_id == tok.pad_token_id
+    assert (saved.bos_token_id, saved.max_new_tokens, saved.do_sample) == (7, 2048, False)  # kept
