@@ -35,6 +35,7 @@ import yaml
 from .errors import UserFacingError
 from .paths import CONFIGS_DIR, looks_like_local_path, resolve_path
 from .rehearsal import cap_raw_config
+from .sources import HubSource, parse_source, parse_sources
 
 
 class ConfigError(UserFacingError):
@@ -75,11 +76,20 @@ class LoraSettings:
 class DataSettings:
     """Where the instruction data comes from and how it is prepared."""
 
-    train: str = "data/tasks/train.jsonl"  # local file or hub dataset id
-    train_split: str = "train"  # split name when ``train`` is a hub id
+    # A data set is a file path, or a hub source mapping ({hub: ..., revision: ..., columns:
+    # ..., fixture: ...}, see ift_tutorial.sources): read from its fixture when offline.
+    train: str | HubSource = "data/tasks/train.jsonl"  # local file, hub id or hub source
+    train_split: str = "train"  # split name when ``train`` is a bare hub id
     eval_exact_match: str | None = "data/tasks/heldout.jsonl"  # verifiable held-out set
-    eval_perplexity: str | None = "data/instructions/heldout.jsonl"  # held-out chat data
-    max_eval_examples: int | None = None  # cap the held-out sets (None: all)
+    eval_perplexity: str | HubSource | None = "data/instructions/heldout.jsonl"  # held-out chat data
+    eval_ifeval: str | HubSource | list[str | HubSource] | None = None  # IFEval-format prompt sets
+    eval_ifeval_examples: int | None = None  # prompts per IFEval set (seeded subset; None: all)
+    eval_ifeval_max_new_tokens: int = 256  # answer length for IFEval prompts
+    eval_gsm8k: str | HubSource | None = None  # GSM8K-format problems, answered zero-shot
+    eval_gsm8k_examples: int | None = None  # problems (seeded subset; None: all)
+    eval_gsm8k_max_new_tokens: int = 256  # room for the worked solution and '#### N'
+    eval_seed: int = 0  # seed of the evaluation subsets
+    max_eval_examples: int | None = None  # cap every held-out set (None: all)
     deduplicate: bool = True  # drop exact duplicate conversations (counted, reported)
     system_prompt: str | None = None  # added to conversations that have none
 
@@ -109,7 +119,14 @@ class TrainingSettings:
 
 @dataclass
 class ExperimentConfig:
-    """A whole experiment: one YAML file."""
+    """A whole experiment: one YAML file.
+
+    Example:
+        >>> from ift_tutorial import load_config
+        >>> cfg = load_config("qwen2.5-7b")
+        >>> cfg.name, cfg.lora.r
+        ('qwen2.5-7b', 16)
+    """
 
     name: str = "tiny"
     description: str = ""
@@ -137,7 +154,7 @@ _SECTIONS = {
 #: Config values that name files or folders: resolved relative to the file they are in.
 PATH_FIELDS: dict[str, tuple[str, ...]] = {
     "model": ("name_or_path", "chat_template"),
-    "data": ("train", "eval_exact_match", "eval_perplexity"),
+    "data": ("train", "eval_exact_match", "eval_perplexity", "eval_ifeval", "eval_gsm8k"),
 }
 #: How deep ``base:`` chains may go (a cycle is reported before this).
 MAX_BASE_DEPTH = 8
@@ -147,6 +164,11 @@ def available_presets() -> list[str]:
     """Names of the experiment presets shipped in the package's ``configs/`` folder.
 
     Other YAML files there (the pretraining config, accelerate configs) are not presets.
+
+    Example:
+        >>> from ift_tutorial import available_presets
+        >>> "tiny" in available_presets()
+        True
     """
     names = []
     for p in sorted(CONFIGS_DIR.glob("*.yaml")):
@@ -196,7 +218,18 @@ def config_from_dict(raw: dict[str, Any], where: str = "<dict>") -> ExperimentCo
         if not isinstance(section, dict):
             raise ConfigError(f"{where}: section '{name}' must be a mapping")
         setattr(cfg, name, _build(cls, section, f"{where}: section '{name}'"))
+    _parse_data_sources(cfg.data, where)
     return cfg
+
+
+def _parse_data_sources(data: DataSettings, where: str) -> None:
+    """Hub source mappings of the data section as :class:`HubSource` objects (validated)."""
+    try:
+        for key in ("train", "eval_perplexity", "eval_gsm8k"):
+            setattr(data, key, parse_source(getattr(data, key), f"data.{key}"))
+        data.eval_ifeval = parse_sources(data.eval_ifeval, "data.eval_ifeval")
+    except UserFacingError as err:
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def merge_dicts(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -226,6 +259,12 @@ def resolve_config_paths(raw: dict[str, Any], base: Path | None) -> dict[str, An
             value = values.get(key)
             if isinstance(value, str) and value and looks_like_local_path(value, base):
                 values[key] = str(resolve_path(value, base))
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, dict) and isinstance(item.get("fixture"), str):
+                    item["fixture"] = str(resolve_path(item["fixture"], base))  # a hub source's
+            if isinstance(value, list):
+                values[key] = [str(resolve_path(v, base)) if isinstance(v, str)
+                               and looks_like_local_path(v, base) else v for v in value]
     return raw
 
 

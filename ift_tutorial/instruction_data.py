@@ -37,6 +37,7 @@ from typing import Any
 
 from .errors import DataError, UserFacingError
 from .paths import display_path, resolve_path
+from .sources import HubSource, read_hub_rows
 
 Message = dict[str, str]
 Conversation = list[Message]
@@ -118,6 +119,7 @@ class _Source:
     unit: str  # "line" (1-based) or "record" (0-based)
     records: list[tuple[int, Any]]  # (line or record index, raw record)
     errors: list[DataError]  # records that could not even be parsed (bad JSON lines)
+    notes: list[str] = field(default_factory=list)  # a hub source: where the rows came from
 
     def error(self, where: int, message: str, field: str | None = None) -> DataError:
         if self.unit == "line":
@@ -218,29 +220,33 @@ def _read_parquet(file: Path, path: str) -> _Source:
     return _Source(path, "record", list(enumerate(rows)), [])
 
 
-def _read_hub(name: str, split: str) -> _Source:
-    """A dataset from the Hugging Face hub (needs the network, or its local cache)."""
-    import datasets
-
-    try:
-        ds = datasets.load_dataset(name, split=split)
-    except Exception as err:  # not found, offline, gated, bad split: all the user's to fix
-        raise DataError(name, f"could not load the hub dataset (split {split!r}): "
-                        f"{type(err).__name__}: {err}") from None
-    return _Source(name, "record", list(enumerate(ds)), [])
+#: Fields a hub source's ``columns`` may map onto: those of every format, and ``id``.
+CONVERSATION_FIELDS = tuple(dict.fromkeys(
+    name for required, optional in _FIELDS.values() for name in (*required, *optional)
+)) + METADATA_FIELDS
 
 
-def is_local(path_or_id: str) -> bool:
-    """True when ``path_or_id`` is a file path rather than a hub dataset id."""
+def _read_hub(source: HubSource) -> _Source:
+    """A hub dataset through its column mapping; its local fixture when offline (sources.py)."""
+    rows = read_hub_rows(source, CONVERSATION_FIELDS)
+    return _Source(rows.path, rows.unit, list(rows.records), [], rows.notes)
+
+
+def is_local(path_or_id: str | HubSource) -> bool:
+    """True when ``path_or_id`` is a file path rather than a hub dataset id or hub source."""
+    if isinstance(path_or_id, HubSource):
+        return False
     s = str(path_or_id)
     return (s.startswith((".", "/", "~", "data/")) or Path(s).suffix.lower() in SUFFIXES
             or resolve_path(s).exists())
 
 
-def _read(path_or_id: str, split: str) -> _Source:
+def _read(path_or_id: str | HubSource, split: str) -> _Source:
+    if isinstance(path_or_id, HubSource):
+        return _read_hub(path_or_id)
     path = str(path_or_id)
     if not is_local(path):
-        return _read_hub(path, split)
+        return _read_hub(HubSource(hub=path, split=split))  # a bare id: no mapping, no fixture
     file = resolve_path(path)
     if not file.is_file():
         raise DataError(path, "file not found" if not file.exists() else "not a file")
@@ -411,13 +417,13 @@ class _Loaded:
     ignored_fields: list[str]
 
 
-def _load(path_or_id: str, format: str, split: str, system_prompt: str | None,
+def _load(path_or_id: str | HubSource, format: str, split: str, system_prompt: str | None,
           strict: bool | None) -> _Loaded:
     if format != "auto" and format not in FORMATS:
         raise UserFacingError(f"unknown format {format!r}; choose from auto, {', '.join(FORMATS)}")
     src = _read(path_or_id, split)
     if strict is None:
-        strict = is_local(str(path_or_id))  # a hub dataset's extra columns are not ours to fix
+        strict = is_local(path_or_id)  # a hub dataset's extra columns are not ours to fix
     fmt = format
     if fmt == "auto":
         first = next(((w, r) for w, r in src.records if isinstance(r, dict)), None)
@@ -458,14 +464,15 @@ def _collected(path: str, errors: list[DataError]) -> DataError:
     return errors[0] if len(errors) == 1 else DataValidationError(path, errors)
 
 
-def load_conversations(path_or_id: str, format: str = "auto", split: str = "train",
+def load_conversations(path_or_id: str | HubSource, format: str = "auto", split: str = "train",
                        system_prompt: str | None = None,
                        strict: bool | None = None) -> list[Conversation]:
     """Read a data file (or hub dataset) and return its records as conversations.
 
     Args:
         path_or_id: a ``.jsonl``/``.json``/``.csv``/``.parquet`` file (absolute, relative
-            to the working directory or to the project root), or a hub dataset id.
+            to the working directory or to the project root), a hub dataset id, or a
+            :class:`~ift_tutorial.sources.HubSource` (its fixture when offline).
         format: ``auto`` (detected from the first record) or one of :data:`FORMATS`.
         split: the split to load when ``path_or_id`` is a hub id.
         system_prompt: added as the first turn of conversations that have no system turn.
@@ -504,6 +511,7 @@ class DataReport:
     max_length: int | None = None  # the token limit checked, if any
     token_lengths: dict[str, float] | None = None  # min/median/max of the kept, in tokens
     ignored_fields: list[str] = field(default_factory=list)  # non-strict: unknown fields
+    notes: list[str] = field(default_factory=list)  # a hub source: hub or fixture, filter, sample
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -511,6 +519,7 @@ class DataReport:
     def __str__(self) -> str:
         lines = [f"{display_path(self.path)}: {self.n_read} conversations read ({self.format} format), "
                  f"{self.n_kept} kept"]
+        lines += [f"  source: {note}" for note in self.notes]
         if self.filtered:
             for reason, n in self.filtered.items():
                 places = ", ".join(str(p) for p in self.examples.get(reason, []))
@@ -556,7 +565,7 @@ def _filter(loaded: _Loaded, tokenizer: Any, max_length: int | None,
     report = DataReport(path=loaded.source.path, format=loaded.format,
                         n_read=len(loaded.conversations), n_kept=0, unit=loaded.source.unit,
                         n_system_added=loaded.n_system_added, max_length=max_length,
-                        ignored_fields=loaded.ignored_fields)
+                        ignored_fields=loaded.ignored_fields, notes=list(loaded.source.notes))
 
     def drop(reason: str, where: int) -> None:
         report.filtered[reason] = report.filtered.get(reason, 0) + 1
@@ -591,8 +600,9 @@ def _filter(loaded: _Loaded, tokenizer: Any, max_length: int | None,
     return kept, report
 
 
-def prepare_dataset(path_or_id: str, tokenizer: Any = None, max_length: int | None = None,
-                    deduplicate: bool = True, format: str = "auto", split: str = "train",
+def prepare_dataset(path_or_id: str | HubSource, tokenizer: Any = None,
+                    max_length: int | None = None, deduplicate: bool = True,
+                    format: str = "auto", split: str = "train",
                     system_prompt: str | None = None, strict: bool | None = None):
     """Load, validate and filter instruction data into a ``datasets.Dataset``.
 
@@ -621,7 +631,7 @@ def prepare_dataset(path_or_id: str, tokenizer: Any = None, max_length: int | No
     return datasets.Dataset.from_dict({"messages": kept}), report
 
 
-def check_data(path: str, format: str = "auto", tokenizer: Any = None,
+def check_data(path: str | HubSource, format: str = "auto", tokenizer: Any = None,
                max_length: int | None = None, system_prompt: str | None = None,
                deduplicate: bool = True, strict: bool | None = None) -> DataReport:
     """Validate a data file and report what training would keep.
