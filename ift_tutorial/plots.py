@@ -59,6 +59,34 @@ def plot_before_after(by_task_before: dict[str, float], by_task_after: dict[str,
     return fig
 
 
+def plot_metrics_before_after(table, path: str | os.PathLike[str] | None = None):
+    """One panel per metric of a before/after table (:func:`ift_tutorial.evaluation.before_after_table`).
+
+    Accuracies are drawn in percent on a 0-100 axis; perplexity on a log axis, since a
+    base model's can be orders of magnitude above the tuned one's. Rows of a table that
+    are per task or per language are left out (Figure 8.1 draws those).
+    """
+    rows = [r for r in table.index if ":" not in r]
+    fig, axes = plt.subplots(1, len(rows), figsize=(1.9 * len(rows) + 0.6, 3.0), squeeze=False)
+    for ax, row in zip(axes[0], rows):
+        before, after = table.loc[row, "before"], table.loc[row, "after"]
+        is_ppl = "perplexity" in row
+        values = [before, after] if is_ppl else [100 * before, 100 * after]
+        ax.bar(["before", "after"], values, color=["#9aa5b1", "#2f6db5"])
+        if is_ppl:
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(0, 100)
+        ax.set_title(row.replace("IFEval ", "IFEval\n").replace("GSM8K ", "GSM8K\n")
+                     .replace("answer-token ", "answer-token\n"), fontsize=9)
+        ax.tick_params(labelsize=8)
+    axes[0][0].set_ylabel("% (perplexity: value)", fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        savefig_checked(fig, path, dpi=120)
+    return fig
+
+
 # --- Chapter 5: what a training example looks like to the loss --------------------------
 
 
