@@ -132,14 +132,18 @@ def _parser_train(sub: argparse._SubParsersAction) -> None:
                    help="'auto' (resume from the last checkpoint in OUTPUT_DIR if any), "
                    "'never', or a checkpoint folder (default: auto)")
     p.add_argument("--no-eval", action="store_true",
-                   help="skip the before/after evaluation (exact match, perplexity)")
+                   help="skip the before/after evaluation (exact match, IFEval, GSM8K, "
+                   "answer-token perplexity)")
     p.set_defaults(handler=_cmd_train)
 
 
 def _parser_evaluate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="exact match and perplexity of the base or an adapter",
-                       description="Greedy exact match on the held-out verifiable set and "
-                       "perplexity on held-out instruction data.")
+    p = sub.add_parser("evaluate", help="exact match, IFEval, GSM8K and answer-token perplexity "
+                       "of the base or an adapter",
+                       description="The config's held-out sets: greedy exact match, IFEval's four "
+                       "accuracies, GSM8K (flexible and strict) and the perplexity of the answer "
+                       "tokens of held-out conversations. A hub set is read from its local "
+                       "fixture when offline (HF_HUB_OFFLINE=1).")
     _add_config_args(p)
     p.add_argument("--adapter", default=None, help="PEFT adapter folder (default: base model)")
     p.add_argument("--output", default=None, help="write the report as JSON to this file")

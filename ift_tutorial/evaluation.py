@@ -1,15 +1,26 @@
-"""Evaluating an instruction-tuned model: greedy answers, exact match and perplexity.
+"""Evaluating an instruction-tuned model: greedy answers, exact match, IFEval, GSM8K, perplexity.
 
-Two measurements, before and after tuning:
+Four measurements, before and after tuning, each on a held-out set named in the config's
+``data`` section (a set that is null is skipped, and the report says so):
 
 * **Exact match** on held-out verifiable questions (``data/tasks/heldout.jsonl``):
   the model answers greedily through the chat template, and an answer counts only
   if it equals the reference after whitespace normalisation
   (:func:`ift_tutorial.tasks.normalize_answer`). The model must also *stop*:
   ``"Zandor Zandor"`` is wrong.
-* **Perplexity** on held-out instruction conversations, counting the assistant's
+* **Verifiable instruction following** (IFEval's format, :mod:`ift_tutorial.ifeval`):
+  does the answer do what the prompt says? Prompt- and instruction-level accuracy,
+  strict and loose, over one or more prompt sets (``data.eval_ifeval``).
+* **Grade-school maths** (GSM8K's format, :mod:`ift_tutorial.gsm8k`), zero-shot through
+  the chat template: flexible accuracy (the last number, the headline) and strict
+  (``#### N``).
+* **Answer-token perplexity** on held-out conversations, counting the assistant's
   tokens only (the same tokens that get a loss in training): ``exp`` of the mean
-  negative log-likelihood per answer token.
+  negative log-likelihood per answer token. The report calls it ``answer_perplexity``.
+
+Decoding is greedy, with the ``max_new_tokens`` of each set, and stops on EOS and the
+chat template's end-of-turn token; the same settings serve the base and the tuned
+model (the report's ``decoding``).
 
 :func:`generate_responses` is the one decoding function of the project: the chat
 command, the book and the evaluation all answer through it.
@@ -33,7 +44,8 @@ from . import rehearsal
 from .config import ExperimentConfig
 from .devices import to_model_device
 from .loading import disable_cpu_weight_repacking, load_model, load_tokenizer
-from .paths import resolve_path
+from .paths import display_path, resolve_path
+from .sources import HubSource, parse_sources, read_hub_rows, seeded_subset, source_name
 from .tasks import is_exact_match as _is_exact_match
 from .tasks import read_tasks
 
@@ -424,44 +436,234 @@ def perplexity(
     return {"perplexity": math.exp(mean), "nll": mean, "tokens": total_tokens, "n": len(conversations)}
 
 
-def load_perplexity_conversations(path: str, limit: int | None = None) -> list[Conversation]:
-    """Held-out instruction conversations (any format the data loader reads), at most ``limit``."""
-    from .instruction_data import load_conversations
+def load_perplexity_conversations(path: str | HubSource, limit: int | None = None
+                                  ) -> list[Conversation]:
+    """Held-out conversations (any format or hub source the data loader reads), at most ``limit``."""
+    return read_perplexity_set(path, limit)[0]
 
-    convs = load_conversations(str(resolve_path(path)), strict=False)
-    return convs[:limit] if limit else convs
+
+def read_perplexity_set(source: str | HubSource, limit: int | None = None
+                        ) -> tuple[list[Conversation], list[str]]:
+    """Held-out conversations (the first ``limit``) and notes on where they came from."""
+    from .instruction_data import _load
+
+    loaded = _load(source if isinstance(source, HubSource) else str(resolve_path(source)),
+                   "auto", "train", None, False)
+    convs = loaded.conversations[:limit] if limit else loaded.conversations
+    notes = loaded.source.notes or [f"read {display_path(loaded.source.path)}"]
+    return convs, notes + ([f"first {len(convs)} of {len(loaded.conversations)} conversations"]
+                           if len(convs) < len(loaded.conversations) else [])
+
+
+# --- reading the IFEval and GSM8K sets of a config -----------------------------------------
+
+#: Fields a hub source's ``columns`` may map onto, for each kind of evaluation set.
+IFEVAL_FIELDS = ("key", "prompt", "instruction_id_list", "kwargs", "lang")
+GSM8K_FIELDS = ("question", "answer", "lang")
+
+
+def read_ifeval_set(source: str | HubSource) -> tuple[list[Any], list[str]]:
+    """IFEval prompts from a file or a hub source (its fixture offline), and notes.
+
+    Raises:
+        DataError: naming the file or hub source, the line or record and the field.
+    """
+    from .ifeval import IFEvalPrompt, InstructionError, read_ifeval_prompts
+
+    if not isinstance(source, HubSource):
+        return read_ifeval_prompts(source), [f"read {display_path(resolve_path(source))}"]
+    rows = read_hub_rows(source, IFEVAL_FIELDS)
+    prompts = []
+    for where, row in rows.records:
+        try:
+            prompts.append(IFEvalPrompt.from_dict(row))
+        except InstructionError as err:
+            raise rows.error(where, str(err).removeprefix(f"{err.field}: "), err.field) from None
+    return prompts, rows.notes
+
+
+def read_gsm8k_set(source: str | HubSource) -> tuple[list[Any], list[str]]:
+    """GSM8K problems from a file or a hub source (its fixture offline), and notes."""
+    from .gsm8k import problem_from_dict, read_gsm8k
+
+    if not isinstance(source, HubSource):
+        return read_gsm8k(source), [f"read {display_path(resolve_path(source))}"]
+    rows = read_hub_rows(source, GSM8K_FIELDS)
+    problems = []
+    for where, row in rows.records:
+        try:
+            problems.append(problem_from_dict(row))
+        except ValueError as err:
+            field, message = str(err).split(": ", 1)
+            raise rows.error(where, message, field) from None
+    return problems, rows.notes
+
+
+def _fitting(items: Sequence[Any], texts: Sequence[str], model: torch.nn.Module,
+             tokenizer: PreTrainedTokenizerBase, max_new_tokens: int, what: str,
+             notes: list[str]) -> list[Any]:
+    """The items whose prompt (through the chat template) and answer fit the model's context.
+
+    A prompt that does not fit is no test of the model; the ones left out are counted in
+    ``notes``. (Only the tiny model, with 256 positions, has any: its small vocabulary
+    spends two to three tokens on a Chinese character.)
+    """
+    context = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if not context:
+        return list(items)
+    lengths = [len(tokenizer.apply_chat_template([{"role": "user", "content": t}], tokenize=True,
+                                                 add_generation_prompt=True, return_dict=True)
+                   ["input_ids"]) for t in texts]
+    kept = [item for item, n in zip(items, lengths) if n + max_new_tokens <= context]
+    if len(kept) < len(items):
+        notes.append(f"left out {len(items) - len(kept)} of {len(items)} {what} longer than the "
+                     f"model's context ({context} tokens, {max_new_tokens} of them for the answer)")
+    return kept
+
+
+def _subset(items: Sequence[Any], size: int | None, cap: int | None, seed: int,
+            what: str, notes: list[str]) -> list[Any]:
+    """A seeded subset of at most ``size`` (and ``cap``) items, noted when smaller than the set."""
+    n = min((x for x in (size, cap) if x is not None), default=None)
+    picked = seeded_subset(items, n, seed)
+    if len(picked) < len(items):
+        notes.append(f"{len(picked)} of {len(items)} {what} (seeded subset, seed {seed})")
+    return picked
 
 
 # --- the whole evaluation of a config ---------------------------------------------------
 
 
+#: The headline numbers of a report: training's metrics.json holds each with _before and _after.
+SUMMARY_KEYS = (
+    "exact_match", "exact_match_by_task",
+    "ifeval_prompt_level_strict_acc", "ifeval_prompt_level_loose_acc",
+    "ifeval_inst_level_strict_acc", "ifeval_inst_level_loose_acc", "ifeval_by_set", "ifeval_by_lang",
+    "gsm8k_flexible_acc", "gsm8k_strict_acc", "gsm8k_by_lang",
+    "answer_perplexity",
+)
+#: Per-example outputs of a report (kept out of summaries; saved by evaluate_config and train).
+DETAIL_KEYS = ("predictions", "ifeval_results", "gsm8k_results")
+
+
+def decoding_settings(config: ExperimentConfig, tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
+    """How every answer is generated: greedy, ``max_new_tokens`` per set, the stop tokens."""
+    data, tr = config.data, config.training
+    stops = stop_token_ids(tokenizer)
+    return {"greedy": True, "stop_tokens": tokenizer.convert_ids_to_tokens(stops),
+            "max_new_tokens": {
+                "exact_match": tr.max_new_tokens,
+                "ifeval": rehearsal.cap_max_new_tokens(config, data.eval_ifeval_max_new_tokens),
+                "gsm8k": rehearsal.cap_max_new_tokens(config, data.eval_gsm8k_max_new_tokens)},
+            "batch_size": tr.eval_batch_size}
+
+
 def evaluate_model(
     model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, config: ExperimentConfig
 ) -> dict[str, Any]:
-    """Exact match and perplexity of ``model`` on the config's held-out sets.
+    """Exact match, IFEval, GSM8K and answer-token perplexity of ``model`` on the config's sets.
 
-    A set whose path is null in the config is skipped, and the report says so.
+    A set whose source is null in the config is skipped, and ``skipped`` says so. Every
+    set is capped by ``data.max_eval_examples``; the IFEval and GSM8K sets also by their
+    own sizes (a seeded subset, ``data.eval_seed``).
+
+    Returns:
+        ``exact_match``, ``exact_match_by_task``, ``n_exact_match``; the four IFEval
+        accuracies as ``ifeval_prompt_level_strict_acc`` ... ``ifeval_inst_level_loose_acc``
+        (all prompt sets together), ``ifeval_by_set``, ``ifeval_by_lang``, ``n_ifeval``;
+        ``gsm8k_flexible_acc`` (the headline), ``gsm8k_strict_acc``, ``gsm8k_by_lang``,
+        ``n_gsm8k``; ``answer_perplexity`` (assistant tokens only), ``answer_tokens``,
+        ``n_perplexity``; ``decoding``, ``data_sources`` (per set: what was read, and
+        whether a hub set was replaced by its local fixture), ``skipped``; and the
+        per-example :data:`DETAIL_KEYS`.
+
+    Example:
+        >>> from ift_tutorial import evaluate_model, load_config, load_model, load_tokenizer
+        >>> config = load_config("tiny", ["data.max_eval_examples=20"])
+        >>> model, tokenizer = load_model(config.model), load_tokenizer(config.model)
+        >>> report = evaluate_model(model, tokenizer, config)
+        >>> report["n_exact_match"], report["n_ifeval"], report["n_gsm8k"], report["n_perplexity"]
+        (20, 16, 12, 20)
     """
-    data, tr = config.data, config.training
-    report: dict[str, Any] = {}
+    data, tr, cap = config.data, config.training, config.data.max_eval_examples
+    decoding = decoding_settings(config, tokenizer)
+    report: dict[str, Any] = {"decoding": decoding, "data_sources": {}, "skipped": []}
     if data.eval_exact_match:
-        examples = read_tasks(data.eval_exact_match)[: data.max_eval_examples or None]
+        examples = read_tasks(data.eval_exact_match)[: cap or None]
         em = evaluate_exact_match(model, tokenizer, examples, tr.max_new_tokens, tr.eval_batch_size)
         report.update(exact_match=em["exact_match"], exact_match_by_task=em["by_task"],
                       n_exact_match=em["n"], predictions=em["predictions"])
+        report["data_sources"]["exact_match"] = [f"read {display_path(data.eval_exact_match)}"]
     else:
         report["exact_match"] = None
-        report["skipped"] = ["exact_match: data.eval_exact_match is null"]
+        report["skipped"].append("exact_match: data.eval_exact_match is null")
+    if data.eval_ifeval:
+        part = _ifeval_part(model, tokenizer, config, decoding["max_new_tokens"]["ifeval"])
+        report["data_sources"]["ifeval"] = part.pop("sources")
+        report.update(part)
+    else:
+        report["ifeval_prompt_level_strict_acc"] = None
+        report["skipped"].append("ifeval: data.eval_ifeval is null")
+    if data.eval_gsm8k:
+        from .gsm8k import gsm8k_prompt
+
+        problems, notes = read_gsm8k_set(data.eval_gsm8k)
+        problems = _fitting(problems, [gsm8k_prompt(p.question, p.lang) for p in problems], model,
+                            tokenizer, decoding["max_new_tokens"]["gsm8k"], "problems", notes)
+        problems = _subset(problems, data.eval_gsm8k_examples, cap, data.eval_seed, "problems", notes)
+        g = evaluate_gsm8k(model, tokenizer, problems, decoding["max_new_tokens"]["gsm8k"],
+                           tr.eval_batch_size)
+        report.update(gsm8k_flexible_acc=g["flexible_acc"], gsm8k_strict_acc=g["strict_acc"],
+                      gsm8k_by_lang=g["by_lang"], n_gsm8k=g["num_problems"],
+                      gsm8k_results=g["results"])
+        report["data_sources"]["gsm8k"] = notes
+    else:
+        report["gsm8k_flexible_acc"] = None
+        report["skipped"].append("gsm8k: data.eval_gsm8k is null")
     if data.eval_perplexity:
-        convs = load_perplexity_conversations(data.eval_perplexity, data.max_eval_examples)
+        convs, notes = read_perplexity_set(data.eval_perplexity, cap)
         ppl = perplexity(model, tokenizer, convs, batch_size=tr.eval_batch_size,
                          max_length=config.model.max_length)
-        report.update(perplexity=ppl["perplexity"], perplexity_tokens=ppl["tokens"],
-                      n_perplexity=ppl["n"])
+        report.update(answer_perplexity=ppl["perplexity"], answer_nll=ppl["nll"],
+                      answer_tokens=ppl["tokens"], n_perplexity=ppl["n"])
+        report["data_sources"]["answer_perplexity"] = notes
     else:
-        report["perplexity"] = None
-        report.setdefault("skipped", []).append("perplexity: data.eval_perplexity is null")
+        report["answer_perplexity"] = None
+        report["skipped"].append("answer_perplexity: data.eval_perplexity is null")
     return report
+
+
+def _ifeval_part(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
+                 config: ExperimentConfig, max_new_tokens: int) -> dict[str, Any]:
+    """IFEval over every prompt set of the config: answered in one pass, scored per set and together."""
+    from .ifeval import score_ifeval
+
+    data = config.data
+    sets, prompts, names, sources = [], [], [], {}
+    for source in parse_sources(data.eval_ifeval, "data.eval_ifeval"):
+        found, notes = read_ifeval_set(source)
+        found = _fitting(found, [p.prompt for p in found], model, tokenizer, max_new_tokens,
+                         "prompts", notes)
+        found = _subset(found, data.eval_ifeval_examples, data.max_eval_examples, data.eval_seed,
+                        "prompts", notes)
+        name = source_name(source)
+        sets.append((name, len(prompts), len(prompts) + len(found)))
+        prompts += found
+        names += [name] * len(found)
+        sources[name] = notes
+    report = evaluate_ifeval(model, tokenizer, prompts, max_new_tokens, config.training.eval_batch_size)
+    responses = [r["response"] for r in report["results"]]
+    accuracies = ("prompt_level_strict_acc", "prompt_level_loose_acc", "inst_level_strict_acc",
+                  "inst_level_loose_acc")
+    by_set = {}
+    for name, lo, hi in sets:
+        part = score_ifeval(prompts[lo:hi], responses[lo:hi])
+        by_set[name] = {k: part[k] for k in accuracies} | {"num_prompts": part["num_prompts"]}
+    results = [r | {"set": name, "prompt": p.prompt}
+               for r, name, p in zip(report["results"], names, prompts)]
+    return {f"ifeval_{k}": report[k] for k in accuracies} | {
+        "ifeval_by_set": by_set, "ifeval_by_lang": report["by_lang"], "n_ifeval": len(prompts),
+        "ifeval_results": results, "sources": sources}
 
 
 def evaluate_config(
@@ -470,7 +672,15 @@ def evaluate_config(
     """``ift-tutorial evaluate``: load the base (and adapter), evaluate, optionally save JSON.
 
     Returns:
-        The report without the per-example predictions (those go to ``output`` only).
+        The report of :func:`evaluate_model` without the per-example outputs
+        (:data:`DETAIL_KEYS`: those go to ``output`` only).
+
+    Example:
+        >>> from ift_tutorial import evaluate_config, load_config
+        >>> config = load_config("tiny", ["data.max_eval_examples=20"])
+        >>> report = evaluate_config(config, adapter="data/adapters/tiny-sft")
+        >>> report["exact_match"] > 0.5
+        True
     """
     if config.training.num_threads:
         torch.set_num_threads(config.training.num_threads)
@@ -481,29 +691,78 @@ def evaluate_config(
         path = Path(output)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
-    report.pop("predictions", None)
+    for key in DETAIL_KEYS:
+        report.pop(key, None)
     return report
 
 
 # --- the book's before/after table ---------------------------------------------------------
 
 
+#: Rows of the before/after table: (label, metrics.json key without _before/_after).
+TABLE_ROWS = (
+    ("exact match", "exact_match"),
+    ("IFEval prompt-level strict", "ifeval_prompt_level_strict_acc"),
+    ("IFEval prompt-level loose", "ifeval_prompt_level_loose_acc"),
+    ("IFEval instruction-level strict", "ifeval_inst_level_strict_acc"),
+    ("IFEval instruction-level loose", "ifeval_inst_level_loose_acc"),
+    ("GSM8K flexible", "gsm8k_flexible_acc"),
+    ("GSM8K strict", "gsm8k_strict_acc"),
+    ("answer-token perplexity", "answer_perplexity"),
+)
+
+
 def before_after_table(metrics: dict[str, Any]):
-    """A pandas DataFrame: rows exact match (overall and per task) and perplexity;
-    columns ``before``, ``after`` and ``change``. ``metrics`` is a training ``metrics.json``.
+    """A pandas DataFrame of a training ``metrics.json`` (or the same keys measured live).
+
+    Rows: exact match (overall, per task, per language), the four IFEval accuracies,
+    GSM8K flexible and strict, answer-token perplexity; a measurement that was skipped
+    (None before and after) has no row. Columns ``before``, ``after`` and ``change``.
     """
     import pandas as pd
 
-    rows = {"exact match": (metrics.get("exact_match_before"), metrics.get("exact_match_after"))}
-    before_tasks = metrics.get("exact_match_by_task_before") or {}
-    after_tasks = metrics.get("exact_match_by_task_after") or {}
-    for key in sorted(set(before_tasks) | set(after_tasks)):
-        if "/" not in key and not key.startswith("lang:"):
-            rows[f"exact match: {key}"] = (before_tasks.get(key), after_tasks.get(key))
-    for key in sorted(set(before_tasks) | set(after_tasks)):
-        if key.startswith("lang:"):
-            rows[f"exact match: {key[5:]}"] = (before_tasks.get(key), after_tasks.get(key))
-    rows["perplexity"] = (metrics.get("perplexity_before"), metrics.get("perplexity_after"))
-    df = pd.DataFrame.from_dict(rows, orient="index", columns=["before", "after"])
+    rows: dict[str, tuple[Any, Any]] = {}
+    for label, key in TABLE_ROWS:
+        pair = (metrics.get(f"{key}_before"), metrics.get(f"{key}_after"))
+        if pair != (None, None):
+            rows[label] = pair
+        if key != "exact_match":
+            continue
+        before_tasks = metrics.get("exact_match_by_task_before") or {}
+        after_tasks = metrics.get("exact_match_by_task_after") or {}
+        keys = sorted(set(before_tasks) | set(after_tasks))
+        for k in [k for k in keys if "/" not in k and not k.startswith("lang:")] + \
+                 [k for k in keys if k.startswith("lang:")]:
+            rows[f"exact match: {k.removeprefix('lang:')}"] = (before_tasks.get(k), after_tasks.get(k))
+    df = pd.DataFrame.from_dict(rows, orient="index", columns=["before", "after"], dtype=float)
     df["change"] = df["after"] - df["before"]
     return df
+
+
+def lm_eval_command(config: ExperimentConfig, adapter: str | os.PathLike[str],
+                    tokenizer: PreTrainedTokenizerBase, output: str = "runs/lm-eval") -> str:
+    """The lm-evaluation-harness command that scores base + adapter with the tuned template.
+
+    ``tokenizer=<adapter>`` loads the tokenizer saved with the adapter, whose chat template
+    is the one tuning used; ``--apply_chat_template`` renders every prompt through it, and
+    ``until`` stops on the template's end-of-turn token (the harness adds EOS itself).
+    The base loads in bf16 (about 16 GB for a 7-8B model: an L4 or A100, not a free T4).
+
+    Example:
+        >>> from ift_tutorial.config import load_config
+        >>> from ift_tutorial.loading import load_tokenizer
+        >>> cfg = load_config("tiny")
+        >>> print(lm_eval_command(cfg, "runs/tiny/adapter", load_tokenizer(cfg.model)))  # doctest: +ELLIPSIS
+        lm_eval --model hf --model_args pretrained=...,peft=runs/tiny/adapter,tokenizer=runs/tiny/adapter,dtype=bfloat16 ...
+    """
+    base = config.model.name_or_path
+    base = base if not os.path.isabs(base) else display_path(base)
+    args = [f"pretrained={base}"] + ([f"revision={config.model.revision}"]
+                                     if config.model.revision else [])
+    args += [f"peft={adapter}", f"tokenizer={adapter}", "dtype=bfloat16"]
+    end = end_of_turn_token_id(tokenizer)
+    until = [] if end in (None, tokenizer.eos_token_id) else [tokenizer.convert_ids_to_tokens(end)]
+    gen = ",".join([f"until={t}" for t in until] + ["do_sample=False"])
+    return (f"lm_eval --model hf --model_args {','.join(args)} --apply_chat_template "
+            f"--tasks ifeval,gsm8k --num_fewshot 0 --gen_kwargs '{gen}' "
+            f"--batch_size 8 --seed 0 --output_path {output} --log_samples")

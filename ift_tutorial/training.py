@@ -4,7 +4,8 @@
 for a 7B preset on a GPU alike:
 
 1. load the base model in 4-bit NF4 and its tokenizer (:mod:`ift_tutorial.loading`);
-2. evaluate the base model (exact match, perplexity): the "before" numbers;
+2. evaluate the base model (exact match, IFEval, GSM8K, answer-token perplexity):
+   the "before" numbers;
 3. wrap it with a LoRA adapter and train on the assistant tokens only;
 4. save the adapter (a standard PEFT folder), the log and the loss curve;
 5. evaluate again: the "after" numbers, all written to ``metrics.json``.
@@ -31,7 +32,7 @@ from transformers import set_seed
 from . import distributed, rehearsal
 from .checkpoints import CompleteMarkerCallback, resolve_resume
 from .config import ExperimentConfig
-from .evaluation import evaluate_model
+from .evaluation import SUMMARY_KEYS, evaluate_model
 from .formatting import number, percent
 from .generation import save_generation_config
 from .hardware import Precision, detect_precision, trainable_dtype
@@ -152,30 +153,80 @@ def peak_rss_mb() -> float:
 
 
 def _eval_summary(report: dict[str, Any], when: str) -> dict[str, Any]:
-    return {
-        f"exact_match_{when}": report.get("exact_match"),
-        f"exact_match_by_task_{when}": report.get("exact_match_by_task"),
-        f"perplexity_{when}": report.get("perplexity"),
-    }
+    return {f"{key}_{when}": report.get(key) for key in SUMMARY_KEYS}
 
 
 def _eval_line(report: dict[str, Any], when: str) -> str:
-    """``before tuning: exact match 0 % (180 questions), perplexity 41.3``."""
-    n = report.get("n_exact_match")
-    return (f"{when} tuning: exact match {percent(report.get('exact_match'))}"
-            + (f" ({n} questions)" if n else "")
-            + f", perplexity {number(report.get('perplexity'))}")
+    """``before tuning: exact match 0 % (180 questions), IFEval 5 % prompt-level strict
+    (40 prompts), GSM8K 0 % flexible (30 problems), answer-token perplexity 41.3``."""
+    parts = []
+    for label, key, n_key, unit in (
+            ("exact match", "exact_match", "n_exact_match", "questions"),
+            ("IFEval", "ifeval_prompt_level_strict_acc", "n_ifeval", "prompts"),
+            ("GSM8K", "gsm8k_flexible_acc", "n_gsm8k", "problems")):
+        if report.get(key) is not None:
+            kind = {"IFEval": " prompt-level strict", "GSM8K": " flexible"}.get(label, "")
+            parts.append(f"{label} {percent(report[key])}{kind} ({report.get(n_key)} {unit})")
+    if report.get("answer_perplexity") is not None:
+        parts.append(f"answer-token perplexity {number(report['answer_perplexity'])}")
+    return f"{when} tuning: " + (", ".join(parts) or "nothing measured")
 
 
-def _write_predictions(path: Path, before: dict[str, Any], after: dict[str, Any]) -> None:
-    """One JSON line per held-out question: prompt, reference, answer before and after."""
-    b, a = before.get("predictions") or [], after.get("predictions") or []
-    with path.open("w", encoding="utf-8") as fh:
-        for rb, ra in zip(b, a):
-            row = {k: rb[k] for k in ("task", "lang", "prompt", "reference")}
-            row.update(before=rb["prediction"], after=ra["prediction"],
-                       correct_before=rb["correct"], correct_after=ra["correct"])
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+def _write_predictions(out: Path, before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Answers before and after, side by side, one JSON line per held-out example.
+
+    ``predictions.jsonl`` (exact match: prompt, reference), ``ifeval_answers.jsonl``
+    (set, key, prompt, followed or not) and ``gsm8k_answers.jsonl`` (question, target,
+    extracted numbers), for the sets that were measured.
+    """
+    files = {
+        "predictions.jsonl": ("predictions", ("task", "lang", "prompt", "reference"),
+                              ("prediction", "correct")),
+        "ifeval_answers.jsonl": ("ifeval_results", ("set", "key", "lang", "prompt",
+                                                    "instruction_id_list"),
+                                 ("response", "follow_all_instructions",
+                                  "follow_all_instructions_loose")),
+        "gsm8k_answers.jsonl": ("gsm8k_results", ("lang", "question", "target"),
+                                ("response", "flexible", "flexible_correct", "strict_correct")),
+    }
+    for name, (key, shared, each) in files.items():
+        b, a = before.get(key) or [], after.get(key) or []
+        if not b or not a:
+            continue
+        with (out / name).open("w", encoding="utf-8") as fh:
+            for rb, ra in zip(b, a):
+                row = {k: rb.get(k) for k in shared}
+                for k in each:
+                    name_ = "before" if k in ("prediction", "response") else f"{k}_before"
+                    row[name_] = rb.get(k)
+                    row[name_.replace("before", "after")] = ra.get(k)
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def parameter_counts(model: torch.nn.Module) -> dict[str, int]:
+    """Base and adapter parameters of a (4-bit) PEFT model, each weight counted once.
+
+    A 4-bit weight is stored packed, two values per byte, so ``numel()`` of its storage
+    is half the weights; its quantisation state keeps the real shape. LoRA weights
+    (``lora_`` in the name) are the adapter; everything else is the base.
+
+    Returns:
+        ``base_parameters``, ``adapter_parameters``, ``trainable_parameters`` and
+        ``total_parameters`` (base + adapter).
+    """
+    import math
+
+    base = adapter = trainable = 0
+    for name, p in model.named_parameters():
+        state = getattr(p, "quant_state", None)
+        n = math.prod(state.shape) if state is not None else p.numel()
+        if "lora_" in name:
+            adapter += n
+        else:
+            base += n
+        trainable += n if p.requires_grad else 0
+    return {"base_parameters": base, "adapter_parameters": adapter,
+            "trainable_parameters": trainable, "total_parameters": base + adapter}
 
 
 def train(
@@ -192,7 +243,8 @@ def train(
             ``log.json``, ``loss.png`` and ``metrics.json`` go.
         resume: "auto" (newest complete checkpoint in ``output_dir``, if any), "never",
             or a checkpoint folder.
-        evaluate: measure exact match and perplexity before and after tuning.
+        evaluate: measure the config's held-out sets before and after tuning (exact
+            match, IFEval, GSM8K, answer-token perplexity; :func:`evaluate_model`).
 
     Returns:
         The metrics (also written to ``output_dir/metrics.json``).
@@ -302,8 +354,6 @@ def _train(
         after = evaluate_model(model, tokenizer, config)
         metrics.update(_eval_summary(after, "after"))
         print(_eval_line(after, "after"), flush=True)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
     metrics.update(
         train_seconds=round(train_seconds, 1),
         total_seconds=round(time.perf_counter() - start, 1),
@@ -311,12 +361,14 @@ def _train(
         resumed_from_step=step_at_start,
         train_loss=result.training_loss,
         final_loss=next((e["loss"] for e in reversed(trainer.state.log_history) if "loss" in e), None),
-        trainable_parameters=trainable,
-        total_parameters=total,
+        **parameter_counts(model),
         train_examples=len(dataset),
         data_filtered=data_report.filtered,
-        n_exact_match=after.get("n_exact_match") or before.get("n_exact_match"),
-        n_perplexity=after.get("n_perplexity") or before.get("n_perplexity"),
+        data_sources={"train": data_report.notes or [f"read {display_path(data_report.path)}"],
+                      **(after.get("data_sources") or before.get("data_sources") or {})},
+        **{n: after.get(n) or before.get(n)
+           for n in ("n_exact_match", "n_ifeval", "n_gsm8k", "n_perplexity")},
+        decoding=after.get("decoding") or before.get("decoding"),
         skipped=sorted(set(before.get("skipped", []) + after.get("skipped", []))),
         peak_rss_mb=round(peak_rss_mb(), 1),
         peak_gpu_memory_mb=(round(torch.cuda.max_memory_allocated() / 2**20, 1)
@@ -330,6 +382,6 @@ def _train(
     if main:
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False),
                                           encoding="utf-8")
-        if evaluate and before.get("predictions") and after.get("predictions"):
-            _write_predictions(out / "predictions.jsonl", before, after)
+        if evaluate:
+            _write_predictions(out, before, after)
     return metrics

@@ -64,7 +64,8 @@ def test_evaluate_config_reports_and_skips(tmp_path):
     cfg = load_config("tiny", ["data.max_eval_examples=6", "data.eval_perplexity=null",
                                "training.max_new_tokens=4"])
     report = evaluate_config(cfg, adapter=None, output=str(tmp_path / "r.json"))
-    assert report["perplexity"] is None and "eval_perplexity is null" in report["skipped"][0]
+    assert report["answer_perplexity"] is None
+    assert "eval_perplexity is null" in report["skipped"][-1]
     assert report["n_exact_match"] == 6 and "predictions" not in report
     # The score is the fraction of the saved predictions that equal their reference.
     saved = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
@@ -86,11 +87,12 @@ def test_before_after_table():
         "exact_match_before": 0.0, "exact_match_after": 0.8,
         "exact_match_by_task_before": {"city": 0.0, "city/en": 0.0, "lang:en": 0.0},
         "exact_match_by_task_after": {"city": 0.9, "city/en": 0.9, "lang:en": 0.8},
-        "perplexity_before": 50.0, "perplexity_after": 20.0,
+        "answer_perplexity_before": 50.0, "answer_perplexity_after": 20.0,
     })
     assert list(df.columns) == ["before", "after", "change"]
     assert df.loc["exact match: city", "after"] == 0.9
-    assert df.loc["perplexity", "change"] == -30.0
+    assert df.loc["answer-token perplexity", "change"] == -30.0
+    assert "GSM8K flexible" not in df.index  # not measured: no row
 
 
 # --- the shipped artefacts -------------------------------------------------------------
@@ -116,7 +118,8 @@ def test_shipped_adapter_reproduces_its_metrics():
 
     folder = DATA_DIR / "adapters" / "tiny-sft"
     metrics = json.loads((folder / "metrics.json").read_text())
-    report = evaluate_config(load_config("tiny", ["data.eval_perplexity=null"]), adapter=str(folder))
+    report = evaluate_config(load_config("tiny", ["data.eval_perplexity=null", "data.eval_ifeval=null",
+                                                  "data.eval_gsm8k=null"]), adapter=str(folder))
     assert report["exact_match"] == pytest.approx(metrics["exact_match_after"])
     assert metrics["exact_match_before"] <= 0.10
 

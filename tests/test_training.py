@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -106,16 +107,39 @@ def test_loss_falls(resumed_run):
 def test_outputs_and_metrics(resumed_run):
     out, m = resumed_run["out"], resumed_run["second"]
     assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(m))
-    for key in ("exact_match_before", "exact_match_after", "perplexity_before", "perplexity_after",
-                "train_seconds", "peak_rss_mb", "steps", "exact_match_by_task_after"):
+    for key in ("exact_match_before", "exact_match_after", "answer_perplexity_before",
+                "answer_perplexity_after", "train_seconds", "peak_rss_mb", "steps",
+                "exact_match_by_task_after", "n_ifeval", "n_gsm8k", "decoding", "data_sources"):
         assert m[key] is not None, key
-    assert m["perplexity_after"] < m["perplexity_before"]  # the chat format is learnt even on 20 steps
+    for key in ("ifeval_prompt_level_strict_acc", "ifeval_prompt_level_loose_acc",
+                "ifeval_inst_level_strict_acc", "ifeval_inst_level_loose_acc",
+                "gsm8k_flexible_acc", "gsm8k_strict_acc"):
+        for when in ("before", "after"):
+            assert 0 <= m[f"{key}_{when}"] <= 1, (key, when)
+    # The tiny world's held-out conversations: answer tokens the model has words for. The base
+    # model never saw the chat template's tokens (huge but finite); 20 steps teach the format.
+    assert math.isfinite(m["answer_perplexity_before"])
+    assert 1 < m["answer_perplexity_after"] < min(100, m["answer_perplexity_before"])
+    assert m["n_perplexity"] == m["n_exact_match"] == m["n_ifeval"] == m["n_gsm8k"] == 12
+    read, first = m["data_sources"]["answer_perplexity"]
+    assert read.startswith("read ") and read.endswith("data/tasks/heldout.jsonl")
+    assert first == "first 12 of 180 conversations"
     assert (out / "loss.png").stat().st_size > 1000
     adapter = out / "adapter"
     assert (adapter / "adapter_model.safetensors").is_file() and (adapter / "adapter_config.json").is_file()
     assert (adapter / "tokenizer.json").is_file()
     assert not list(adapter.glob("*.bin"))
-    assert m["trainable_parameters"] < m["total_parameters"]
+    # Each weight counted once (4-bit storage packs two per byte), from the architecture:
+    c, r = resumed_run["config"], 16
+    mc = json.loads((DATA_DIR / "tiny-llama" / "config.json").read_text())
+    h, i, n = mc["hidden_size"], mc["intermediate_size"], mc["num_hidden_layers"]
+    base = mc["vocab_size"] * h + n * (4 * h * h + 3 * h * i + 2 * h) + h  # tied head, 2 norms/layer
+    adapter = n * r * (4 * (h + h) + 2 * (h + i) + (i + h))  # q k v o, gate up, down: r x (in + out)
+    assert c.lora.r == r and mc["num_key_value_heads"] == mc["num_attention_heads"]
+    assert (m["base_parameters"], m["adapter_parameters"]) == (base, adapter) == (2_080_512, 233_472)
+    assert m["total_parameters"] == base + adapter and m["trainable_parameters"] == adapter
+    answers = [json.loads(line) for line in (out / "gsm8k_answers.jsonl").open()]
+    assert len(answers) == 12 and {"question", "target", "before", "after"} <= set(answers[0])
 
 
 def test_saved_adapter_reproduces_the_trained_model(resumed_run):
@@ -126,7 +150,7 @@ def test_saved_adapter_reproduces_the_trained_model(resumed_run):
     cfg = resumed_run["config"]
     report = evaluate_config(cfg, adapter=str(out / "adapter"), output=str(out / "reload.json"))
     assert report["exact_match"] == m["exact_match_after"]
-    assert report["perplexity"] == pytest.approx(m["perplexity_after"], rel=1e-5)
+    assert report["answer_perplexity"] == pytest.approx(m["answer_perplexity_after"], rel=1e-5)
     saved = [json.loads(line)["after"] for line in (out / "predictions.jsonl").open()]
     reloaded = [p["prediction"] for p in json.loads((out / "reload.json").read_text())["predictions"]]
     assert reloaded == saved
