@@ -63,8 +63,10 @@ def preset_files(path: Path) -> set[Path]:
     for section, keys in PATH_FIELDS.items():
         for key in keys:
             value = getattr(getattr(cfg, section), key)
-            if value and Path(value).is_absolute():
-                named.add(Path(value))
+            for item in value if isinstance(value, list) else [value]:
+                item = getattr(item, "fixture", item)  # a hub source: its local fixture
+                if item and Path(item).is_absolute():
+                    named.add(Path(item))
     return named
 
 
