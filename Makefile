@@ -6,11 +6,11 @@ TORCH_SPEC ?= torch==2.13.0
 # One run's outputs (adapter, checkpoints, metrics.json, loss.png).
 RUN_DIR ?= runs/tiny
 
-.PHONY: setup train tiny-model test test-unit test-notebooks benchmarks clean book book-html
+.PHONY: setup train tiny-model test test-unit test-notebooks test-rehearsal benchmarks clean book book-html
 
 setup:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install "$(TORCH_SPEC)"
-	$(PYTHON) -m pip install -e ".[dev]"
+	$(PYTHON) -m pip install -c constraints-colab.txt -e ".[dev]"  # the versions Colab gets too
 
 # QLoRA-tune the tiny preset on the CPU: the real 4-bit path, about 2-3 minutes.
 train: setup
@@ -25,6 +25,7 @@ tiny-model: setup
 test: setup
 	$(PYTHON) -m pytest tests
 	$(MAKE) test-notebooks
+	$(MAKE) test-rehearsal
 	$(MAKE) book-html
 	IFT_BOOK_TESTS=1 $(PYTHON) -m pytest tests/test_book.py
 
@@ -33,6 +34,15 @@ test-unit:
 
 test-notebooks:
 	$(PYTHON) -m pytest --nbval-lax book/chapters
+
+# Rehearsal (ift_tutorial/rehearsal.py): the 7B branches on the CPU, with shrunk random
+# stand-ins of the presets' real architectures. `pytest tests` already runs
+# `IFT_REHEARSAL=1 ift-tutorial train --config P ... --set training.max_steps=2` for every
+# 7B preset (tests/test_rehearsal.py); this runs the chapters whose code depends on the
+# preset. The other chapters run the same code under every preset (test-notebooks).
+PRESET_CHAPTERS = $(shell grep -l -E 'load_config.PRESET|PRESET [!=]=' book/chapters/*.ipynb)
+test-rehearsal:
+	IFT_PRESET=qwen2.5-7b IFT_REHEARSAL=1 $(PYTHON) -m pytest --nbval-lax $(PRESET_CHAPTERS)
 
 # Execute every chapter (cached in book/_build/.jupyter_cache) and build the HTML book;
 # warnings are errors. Offline: no model hub. MPLBACKEND is unset so that the kernels draw

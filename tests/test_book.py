@@ -35,13 +35,18 @@ REPO_URL = CONFIG["repository"]["url"]
 
 SETUP_CELL = f'''# Setup: on Colab, clone the book's repository and install the package; elsewhere nothing happens.
 import os, subprocess, sys
+from importlib.metadata import version
 REPO_URL = "{REPO_URL}"  # = repository.url in book/_config.yml
+PRESET = "tiny"  # @param ["tiny", "qwen2.5-7b", "llama-3.1-8b", "olmo-2-7b"]
+RUNS_ON_DRIVE = False  # @param {{type: "boolean"}}
 if "google.colab" in sys.modules and not os.path.isdir("ift-tutorial"):
     subprocess.run(["git", "clone", "--depth", "1", REPO_URL], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "ift-tutorial"], check=True)
+    # The tested Hugging Face stack and bitsandbytes; torch stays Colab's own CUDA build.
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", "ift-tutorial/constraints-colab.txt",
+                    "-e", "ift-tutorial", f"torch=={{version('torch')}}"], check=True)
     sys.path.insert(0, os.path.abspath("ift-tutorial"))
 from ift_tutorial.notebook import setup_notebook
-PRESET = setup_notebook(default="tiny")  # IFT_PRESET=qwen2.5-7b selects a 7B preset on a GPU'''
+PRESET = setup_notebook(default=PRESET, runs_on_drive=RUNS_ON_DRIVE)  # IFT_PRESET, if set, wins'''
 
 
 def _source(cell: dict) -> str:
