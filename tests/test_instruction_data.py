@@ -389,10 +389,12 @@ def test_hub_id_goes_to_load_dataset_and_extra_columns_are_reported(monkeypatch)
 
     calls = []
 
-    def fake_load_dataset(name, split):
+    def fake_load_dataset(name, config=None, split=None, revision=None):
         calls.append((name, split))
-        return [{"prompt": "Hi", "completion": "Hello.", "prompt_id": "a1"}]
+        return datasets.Dataset.from_list([{"prompt": "Hi", "completion": "Hello.", "prompt_id": "a1"}])
 
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):  # online, with the hub mocked
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     ds, report = prepare_dataset("someone/chat-data", split="train_sft")
     assert calls == [("someone/chat-data", "train_sft")]
@@ -403,11 +405,18 @@ def test_hub_id_goes_to_load_dataset_and_extra_columns_are_reported(monkeypatch)
 def test_hub_failure_is_a_data_error(monkeypatch):
     import datasets
 
-    def offline(name, split):
+    def offline(name, config=None, split=None, revision=None):
         raise ConnectionError("no network")
 
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(datasets, "load_dataset", offline)
-    with pytest.raises(DataError, match="someone/x: could not load the hub dataset .*no network"):
+    with pytest.raises(DataError, match="someone/x, split train: could not load the hub dataset"
+                                        ".*no network"):
+        load_conversations("someone/x")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # offline, a bare id has no fixture to fall back on
+    with pytest.raises(DataError, match=r"offline \(HF_HUB_OFFLINE=1\) and this hub source has no "
+                                        "fixture"):
         load_conversations("someone/x")
 
 
