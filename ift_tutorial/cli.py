@@ -18,11 +18,12 @@ from .config import ConfigError, ExperimentConfig, load_config
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _add_config_args(p: argparse.ArgumentParser) -> None:
+def _add_config_args(p: argparse.ArgumentParser, default: str | None = "tiny") -> None:
     p.add_argument(
         "--config",
-        default="tiny",
-        help="preset name (e.g. tiny, qwen2.5-7b) or path to a YAML config (default: tiny)",
+        default=default,
+        help="preset name (e.g. tiny, qwen2.5-7b) or path to a YAML config "
+        + (f"(default: {default})" if default else "(default: none)"),
     )
     p.add_argument(
         "--set",
@@ -89,6 +90,8 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_data(args: argparse.Namespace) -> int:
+    if args.overrides and not args.config:
+        raise ConfigError("--set changes a config: give one with --config (e.g. --config tiny)")
     from .instruction_data import check_data_cli
 
     return check_data_cli(args)
@@ -119,6 +122,19 @@ def _cmd_score_ifeval(args: argparse.Namespace) -> int:
 
 
 # --- parsers -------------------------------------------------------------------
+
+
+class _DeprecatedAlias(argparse.Action):
+    """An old spelling of an option: still works, and says which one to use instead."""
+
+    def __init__(self, option_strings, dest, new: str, **kwargs):
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"warning: {option_string} is deprecated, use {self.new} (same meaning)",
+              file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def _parser_train(sub: argparse._SubParsersAction) -> None:
@@ -187,8 +203,10 @@ def _parser_check_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path", help="data file")
     p.add_argument("--format", default="auto",
                    help="auto, messages, alpaca, sharegpt or prompt_completion")
-    p.add_argument("--config", default=None,
-                   help="preset or YAML config: also count examples over its max_length")
+    _add_config_args(p, default=None)
+    p.add_argument("--ignore-extra-fields", action="store_true",
+                   help="accept fields the format does not use (counted in the report), "
+                   "as training does; by default they are an error, to catch typos")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(handler=_cmd_check_data)
 
@@ -229,14 +247,15 @@ def _parser_dry_run(sub: argparse._SubParsersAction) -> None:
                        description="Build a preset's architecture with random weights from "
                        "its config (no download), quantise it to 4-bit and run real QLoRA "
                        "training steps; report peak memory and tokens/s beside the planner.")
-    p.add_argument("--preset", default="qwen2.5-7b", help="preset name or YAML config")
+    _add_config_args(p, default="qwen2.5-7b")
+    p.add_argument("--preset", dest="config", action=_DeprecatedAlias, new="--config",
+                   help=argparse.SUPPRESS)
     p.add_argument("--layers", type=int, default=None,
                    help="keep only this many decoder layers (default: all on GPU, 2 on CPU)")
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--seq-len", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--json", action="store_true")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(handler=_cmd_dry_run)
 
 

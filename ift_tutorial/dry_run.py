@@ -293,7 +293,7 @@ def format_report(r: dict[str, Any]) -> str:
 
 def dry_run_cli(args: argparse.Namespace) -> int:
     """``ift-tutorial dry-run``: run the steps and print the report (or JSON)."""
-    config = load_config(args.preset, args.overrides)
+    config = load_config(args.config, args.overrides)
     if args.steps < 1:
         raise ConfigError("--steps must be at least 1")
     report = dry_run(config, layers=args.layers, steps=args.steps, seq_len=args.seq_len,

@@ -141,6 +141,12 @@ def load_tokenizer(settings: ModelSettings) -> PreTrainedTokenizerBase:
     Base tokenizers often ship no chat template (OLMo-2-7B), or one that does not
     train (Qwen2.5-7B: no generation markers; Llama-3.1-8B: untrained chat tokens);
     their presets name one in ``model.chat_template``.
+
+    Example:
+        >>> from ift_tutorial import load_config, load_tokenizer
+        >>> tokenizer = load_tokenizer(load_config("tiny").model)
+        >>> tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False)[:10]
+        '<s><|user|'
     """
     quiet_libraries()
     path = resolve_model_path(settings)
@@ -180,6 +186,12 @@ def load_model(
         dtype: dtype of the non-quantised parts; default: the hardware's compute dtype.
         device_map: where to place the weights. "auto" puts a single-process run on
             GPU 0 (or the CPU); under torchrun each rank uses its own device.
+
+    Example:
+        >>> from ift_tutorial import load_config, load_model
+        >>> model = load_model(load_config("tiny").model)  # 4-bit NF4 on this machine's device
+        >>> type(model).__name__
+        'LlamaForCausalLM'
     """
     quiet_libraries()
     path = resolve_model_path(settings)

@@ -294,6 +294,13 @@ def plan_memory(
         strategy: single, ddp (everything replicated), fsdp or zero3 (weights and
             LoRA states sharded over ``num_gpus``; one layer gathered at a time).
         overhead_bytes: CUDA context etc.; 0 when comparing with CPU tensor bytes.
+
+    Example:
+        >>> from ift_tutorial.architectures import architecture_config
+        >>> from ift_tutorial import plan_memory
+        >>> plan = plan_memory(architecture_config("Qwen/Qwen2.5-7B"), seq_len=1024, batch_size=2)
+        >>> round(plan.total_gb) > 0
+        True
     """
     lora = lora or LoraSettings()
     if optim not in OPTIMIZER_STATE_BYTES:

@@ -70,6 +70,12 @@ def merge_adapter(
     dtype (fp32 for the tiny model, bf16 for Qwen2.5-7B); ``fp16``, ``bf16`` or ``fp32``
     convert. ``generation_config.json`` lists every stop token (EOS and the chat
     template's end of turn).
+
+    Example:
+        >>> from ift_tutorial import load_config, merge_adapter
+        >>> folder = merge_adapter(load_config("tiny"), "data/adapters/tiny-sft", "runs/merged")
+        >>> (folder / "config.json").is_file()
+        True
     """
     adapter_dir = resolve_path(adapter_dir)
     if not (adapter_dir / "adapter_config.json").is_file():

@@ -80,6 +80,13 @@ def runs_dir() -> Path:
     notebooks run in ``book/chapters``), else ``runs/`` under the working directory:
     never inside the installed package. A rehearsal (``IFT_REHEARSAL=1``) uses its
     ``rehearsal/`` subfolder, so that its shrunk random models never pass for real runs.
+
+    Example:
+        >>> import os
+        >>> from ift_tutorial import runs_dir
+        >>> os.environ["IFT_RUNS_DIR"] = "/content/drive/MyDrive/ift-runs"
+        >>> str(runs_dir())
+        '/content/drive/MyDrive/ift-runs'
     """
     env = os.environ.get("IFT_RUNS_DIR")
     if env:
