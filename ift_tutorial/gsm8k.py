@@ -27,7 +27,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -36,7 +35,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .errors import DataError
-from .paths import DATA_DIR, display_path, resolve_path
+from .jsonl import read_jsonl_objects
+from .paths import DATA_DIR, resolve_path
 
 #: The project's small bilingual fixture in GSM8K's format (see data/gsm8k/README.md).
 FIXTURE_PATH = DATA_DIR / "gsm8k" / "fixture.jsonl"
@@ -117,28 +117,14 @@ def read_gsm8k(path: str | os.PathLike[str] = FIXTURE_PATH) -> list[GSM8KProblem
     Raises:
         DataError: naming the file, the line and the field of the first problem.
     """
-    path = resolve_path(path)
-    shown = display_path(path)
-    if not path.is_file():
-        raise DataError(shown, "no such file")
+    file = resolve_path(path)
     problems = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(shown, f"invalid JSON: {err.msg}", line=lineno) from None
-            if not isinstance(row, dict):
-                raise DataError(shown, "expected a JSON object", line=lineno)
-            try:
-                problems.append(problem_from_dict(row))
-            except ValueError as err:
-                field, message = str(err).split(": ", 1)
-                raise DataError(shown, message, line=lineno, field=field) from None
-    if not problems:
-        raise DataError(shown, "the file holds no problems")
+    for lineno, row in read_jsonl_objects(file, empty="the file holds no problems"):
+        try:
+            problems.append(problem_from_dict(row))
+        except ValueError as err:
+            field, message = str(err).split(": ", 1)
+            raise DataError(str(file), message, line=lineno, field=field) from None
     return problems
 
 

@@ -67,10 +67,10 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .errors import DataError, UserFacingError
+from .jsonl import read_jsonl_objects
 from .paths import DATA_DIR, display_path, resolve_path
 
 #: The project's bilingual prompt set (see ``data/ifeval/README.md``).
@@ -756,33 +756,11 @@ def score_ifeval(prompts: Sequence[IFEvalPrompt], responses: Sequence[str]) -> d
 # --- files ---------------------------------------------------------------------------
 
 
-def _read_jsonl_objects(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, object) for every non-blank line; DataError for bad JSON."""
-    shown = display_path(path)
-    if not path.is_file():
-        raise DataError(shown, "no such file")
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue  # blank lines separate nothing and hold no example
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(shown, f"invalid JSON: {err.msg}", line=lineno) from None
-            if not isinstance(row, dict):
-                raise DataError(shown, "expected a JSON object", line=lineno)
-            rows.append((lineno, row))
-    if not rows:
-        raise DataError(shown, "the file holds no lines")
-    return rows
-
-
 def _read(path: str | os.PathLike[str], with_responses: bool
           ) -> tuple[list[IFEvalPrompt], list[str]]:
     path = resolve_path(path)
     prompts, responses, seen = [], [], {}
-    for lineno, row in _read_jsonl_objects(path):
+    for lineno, row in read_jsonl_objects(path):
         try:
             prompt = IFEvalPrompt.from_dict(row)
         except InstructionError as err:

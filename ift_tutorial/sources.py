@@ -35,7 +35,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import random
 from collections.abc import Mapping, Sequence
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import DataError, UserFacingError
+from .jsonl import read_jsonl_objects
 from .paths import display_path, resolve_path
 
 T = TypeVar("T")
@@ -182,24 +182,8 @@ class Rows:
 
 def read_fixture(path: str | os.PathLike[str]) -> list[tuple[int, dict[str, Any]]]:
     """(line number, object) of each non-blank line of a JSONL fixture."""
-    file = resolve_path(path)
-    if not file.is_file():
-        raise DataError(str(file), "fixture file not found")
-    rows = []
-    for lineno, line in enumerate(file.read_text(encoding="utf-8").split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(str(file), f"invalid JSON: {err.msg} (column {err.colno})",
-                            line=lineno) from None
-        if not isinstance(row, dict):
-            raise DataError(str(file), "expected a JSON object", line=lineno)
-        rows.append((lineno, row))
-    if not rows:
-        raise DataError(str(file), "the fixture holds no rows")
-    return rows
+    return read_jsonl_objects(path, missing="fixture file not found",
+                              empty="the fixture holds no rows")
 
 
 def _download(source: HubSource) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
