@@ -39,7 +39,6 @@ chapters' setup cell.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from typing import Any
 
 __version__ = "0.1.0"
@@ -63,6 +62,7 @@ _EXPORTS: dict[str, str] = {
     "evaluate_config": "evaluation",
     "generate": "generation",
     "merge_adapter": "merging",
+    "score_ifeval": "ifeval",
     # planning
     "plan_memory": "memory",
     "plan_for_config": "memory",
@@ -71,16 +71,6 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
-
-
-def _export_optional(name: str, module: str) -> None:
-    """Export ``name`` when ``module`` exists (modules that later versions add)."""
-    if importlib.util.find_spec(f"{__name__}.{module}") is not None:
-        _EXPORTS[name] = module
-        __all__.append(name)
-
-
-_export_optional("score_ifeval", "ifeval")
 
 
 def __getattr__(name: str) -> Any:

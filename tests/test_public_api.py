@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 import json
 import os
+import re
 import subprocess
 import sys
 import venv
@@ -45,12 +46,14 @@ def test_docstring_examples_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("IFT_RUNS_DIR", raising=False)
     failures = []
-    for name in PUBLIC:
-        finder, runner = doctest.DocTestFinder(recurse=False), doctest.DocTestRunner(verbose=False)
-        for test in finder.find(getattr(ift_tutorial, name), name, globs={}):
-            result = runner.run(test, out=lambda s: failures.append(s))
-            assert result.failed == 0, "".join(failures)
-    monkeypatch.delenv("IFT_RUNS_DIR", raising=False)  # runs_dir's example sets it
+    try:
+        for name in PUBLIC:
+            finder, runner = doctest.DocTestFinder(recurse=False), doctest.DocTestRunner(verbose=False)
+            for test in finder.find(getattr(ift_tutorial, name), name, globs={}):
+                result = runner.run(test, out=lambda s: failures.append(s))
+                assert result.failed == 0, "".join(failures)
+    finally:
+        os.environ.pop("IFT_RUNS_DIR", None)  # runs_dir's example sets it; monkeypatch would not undo that
 
 
 # --- the wheel, installed outside the repository ------------------------------------------
@@ -185,7 +188,7 @@ def _last_json(stdout: str) -> dict:
 def test_api_reference_page_documents_every_public_name():
     """book/api.md (built with autodoc and napoleon, -W) lists the whole public API."""
     page = (ROOT / "book" / "api.md").read_text(encoding="utf-8")
-    documented = set(__import__("re").findall(r"\.\. auto(?:function|class):: ift_tutorial\.(\w+)", page))
+    documented = set(re.findall(r"\.\. auto(?:function|class):: ift_tutorial\.(\w+)", page))
     assert documented == set(PUBLIC)
     toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text(encoding="utf-8"))
     assert "api" in json.dumps(toc)
