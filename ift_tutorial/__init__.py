@@ -41,6 +41,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .quiet import silence_known_messages as _silence_known_messages
+
+# Before anything imports bitsandbytes: it logs a known-harmless line at import time on
+# CPUs with AVX512-BF16 (see ift_tutorial/quiet.py). Only logging/warnings filters.
+_silence_known_messages()
+
 __version__ = "0.1.0"
 
 #: Public name -> the module that defines it.

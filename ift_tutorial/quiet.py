@@ -6,8 +6,9 @@ Nothing else is touched: other warnings, every error, and in particular
 bitsandbytes' ``autograd kernel was not registered`` (a real bug, see
 :func:`ift_tutorial.loading.disable_cpu_weight_repacking`) still reach the reader.
 
-:func:`silence_known_messages` is called by the package's loaders, by the CLI and by
-the notebooks' setup cell; it is idempotent.
+:func:`silence_known_messages` is called when ``ift_tutorial`` is imported (bitsandbytes
+logs its line while it is being imported, so later would be too late), and again by the
+loaders and the notebooks' setup cell; it is idempotent.
 """
 
 from __future__ import annotations

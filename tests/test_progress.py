@@ -63,6 +63,8 @@ def library_bars():
 
 
 def test_quiet_mode_turns_library_bars_off_and_map_prints_nothing(monkeypatch, capfd, library_bars):
+    # an earlier test in this process may have run quiet mode (CI's stderr is a pipe)
+    datasets.enable_progress_bars()
     monkeypatch.setenv(QUIET_ENV, "0")
     assert quiet_library_progress() is False and datasets.is_progress_bar_enabled()
     monkeypatch.setenv(QUIET_ENV, "1")
