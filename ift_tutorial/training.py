@@ -29,9 +29,10 @@ from typing import Any
 import torch
 from transformers import set_seed
 
-from . import distributed, rehearsal
+from . import distributed, finished_runs, rehearsal
 from .checkpoints import CompleteMarkerCallback, resolve_resume
 from .config import ExperimentConfig
+from .errors import UserFacingError
 from .evaluation import SUMMARY_KEYS, evaluate_model
 from .formatting import number, percent
 from .generation import save_generation_config
@@ -234,6 +235,7 @@ def train(
     output_dir: str | os.PathLike[str],
     resume: str = "auto",
     evaluate: bool = True,
+    fresh: bool = False,
 ) -> dict[str, Any]:
     """QLoRA-tune ``config``'s base model on its instruction data.
 
@@ -245,6 +247,10 @@ def train(
             or a checkpoint folder.
         evaluate: measure the config's held-out sets before and after tuning (exact
             match, IFEval, GSM8K, answer-token perplexity; :func:`evaluate_model`).
+        fresh: empty ``output_dir`` first and train from step 0. A finished fresh run
+            is kept under ``<runs>/.finished`` and, with ``IFT_REUSE_RUNS=1``, a later
+            fresh run of the same config and code is copied from there instead of
+            trained again (:mod:`ift_tutorial.finished_runs`; the Chinese book build).
 
     Returns:
         The metrics (also written to ``output_dir/metrics.json``).
@@ -263,13 +269,29 @@ def train(
     die_with_launcher()  # under torchrun: this rank dies with its launcher, even by SIGKILL
     with RunLock(output_dir) as lock:  # one live run per folder
         try:
-            return _train(config, output_dir, resume, evaluate, lock)
+            if not fresh:
+                return _train(config, output_dir, resume, evaluate, lock)
+            return _train_fresh(config, Path(output_dir), evaluate, lock)
         except BaseException as err:
             # A failed run (CUDA out of memory on a T4) must not keep the 4-bit model and
             # the trainer alive through its traceback, which a notebook keeps
             # (sys.last_traceback): without their frames' variables they can be freed.
             _clear_frames(err)
             raise
+
+
+def _train_fresh(config: ExperimentConfig, out: Path, evaluate: bool, lock: RunLock) -> dict[str, Any]:
+    """A run from step 0 in an emptied folder, or the copy of an identical finished one."""
+    if distributed.world_size() > 1:
+        raise UserFacingError("train(fresh=True) is for one process: under a launcher, "
+                              "start from an empty --output-dir instead")
+    reused = finished_runs.reuse_finished(config, evaluate, out)
+    if reused is not None:
+        return reused
+    finished_runs.empty_folder(out)
+    metrics = _train(config, out, "never", evaluate, lock)
+    finished_runs.keep_finished(config, evaluate, out)
+    return metrics
 
 
 def _clear_frames(err: BaseException) -> None:

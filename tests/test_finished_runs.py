@@ -1,0 +1,82 @@
+"""A fresh run starts from an empty folder, is kept when it finishes, and is reused only when asked."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ift_tutorial import finished_runs, training
+from ift_tutorial.config import load_config
+from ift_tutorial.errors import UserFacingError
+
+
+@pytest.fixture
+def fake_training(tmp_path, monkeypatch):
+    """``training._train`` replaced by one that records its calls and writes a run folder."""
+    monkeypatch.setenv("IFT_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.delenv(finished_runs.REUSE_ENV, raising=False)
+    calls = []
+
+    def fake(config, out, resume, evaluate, lock):
+        calls.append((config.training.max_steps, resume, sorted(p.name for p in out.iterdir())))
+        (out / "adapter").mkdir()
+        (out / "adapter" / "adapter_model.safetensors").write_bytes(b"weights")
+        metrics = {"steps": config.training.max_steps, "train_seconds": 12.5}
+        (out / "metrics.json").write_text(json.dumps(metrics))
+        return metrics
+
+    monkeypatch.setattr(training, "_train", fake)
+    return calls
+
+
+def test_a_fresh_run_empties_the_folder_trains_from_zero_and_is_kept(tmp_path, fake_training):
+    run = tmp_path / "run"
+    (run / "checkpoint-400").mkdir(parents=True)
+    (run / "old.txt").write_text("from an earlier run")
+    config = load_config("tiny", ["training.max_steps=3"])
+    assert training.train(config, run, fresh=True)["steps"] == 3
+    assert fake_training == [(3, "never", [".lock"])]  # only the held lock was left
+    kept = finished_runs.store_dir() / finished_runs.run_key(config, evaluate=True)
+    assert (kept / "adapter" / "adapter_model.safetensors").read_bytes() == b"weights"
+    assert not (kept / ".lock").exists() and not list(kept.parent.glob("*.partial"))
+
+
+def test_without_the_variable_every_fresh_run_trains(tmp_path, fake_training):
+    config = load_config("tiny", ["training.max_steps=3"])
+    training.train(config, tmp_path / "a", fresh=True)
+    training.train(config, tmp_path / "a", fresh=True)
+    assert len(fake_training) == 2
+
+
+def test_with_the_variable_the_same_recipe_is_copied_and_another_one_trains(
+        tmp_path, fake_training, monkeypatch, capsys):
+    config = load_config("tiny", ["training.max_steps=3"])
+    training.train(config, tmp_path / "english", fresh=True)
+    monkeypatch.setenv(finished_runs.REUSE_ENV, "1")
+    capsys.readouterr()
+    metrics = training.train(config, tmp_path / "chinese", fresh=True)
+    assert len(fake_training) == 1 and metrics["steps"] == 3
+    assert (tmp_path / "chinese" / "adapter" / "adapter_model.safetensors").read_bytes() == b"weights"
+    assert "reused the finished run" in capsys.readouterr().out
+    training.train(config, tmp_path / "chinese", fresh=True, evaluate=False)  # another recipe
+    training.train(load_config("tiny", ["training.max_steps=4"]), tmp_path / "c4", fresh=True)
+    assert [c[0] for c in fake_training] == [3, 3, 4]
+
+
+def test_the_key_follows_the_code(monkeypatch):
+    config = load_config("tiny")
+    before = finished_runs.run_key(config, evaluate=True)
+    monkeypatch.setattr(finished_runs, "package_fingerprint", lambda: "changed code")
+    assert finished_runs.run_key(config, evaluate=True) != before
+
+
+def test_a_bad_value_and_a_launcher_are_refused(tmp_path, fake_training, monkeypatch):
+    monkeypatch.setenv(finished_runs.REUSE_ENV, "yes")
+    with pytest.raises(UserFacingError, match="IFT_REUSE_RUNS='yes'"):
+        training.train(load_config("tiny"), tmp_path / "r", fresh=True)
+    monkeypatch.delenv(finished_runs.REUSE_ENV)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(UserFacingError, match="one process"):
+        training.train(load_config("tiny"), tmp_path / "r", fresh=True)
+    assert fake_training == []
