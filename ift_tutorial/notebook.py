@@ -23,7 +23,8 @@ from . import __version__, colab, rehearsal
 from .config import ExperimentConfig, available_presets, load_config, preset_from_env
 from .errors import UserFacingError
 from .hardware import describe_hardware
-from .paths import looks_like_local_path
+from .i18n import edition, set_edition
+from .paths import is_large_model
 from .quiet import silence_known_messages
 
 #: Printed on Colab when a 7B preset finds no GPU.
@@ -103,12 +104,13 @@ def in_colab() -> bool:
 
 
 def needs_gpu(config: ExperimentConfig) -> bool:
-    """True for presets whose base model comes from the hub (the 7B presets).
+    """True for a 7B-scale base model: a hub id, or a local folder of one.
 
-    The tiny preset points at a folder shipped with the project and runs on a CPU;
-    a hub id means a multi-gigabyte model that only a CUDA GPU trains in useful time.
+    The tiny preset points at a folder shipped with the project and runs on a CPU; a
+    multi-gigabyte model, from the hub or downloaded (ModelScope) into a local folder,
+    only trains in useful time on a CUDA GPU (:func:`ift_tutorial.paths.is_large_model`).
     """
-    return not looks_like_local_path(config.model.name_or_path)
+    return is_large_model(config.model.name_or_path)
 
 
 def seed_everything(seed: int = 0) -> None:
@@ -118,15 +120,25 @@ def seed_everything(seed: int = 0) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
-def set_plot_style() -> str | None:
+def set_plot_style(lang: str = "en") -> str | None:
     """Apply :data:`PLOT_STYLE` to matplotlib (without choosing a backend), with a CJK
-    font as fallback for Chinese text; returns that font (None: none installed)."""
+    font as fallback for Chinese text; returns that font (None: none installed).
+
+    Both editions get the fallback (an English figure may show Chinese tokens). For the
+    Chinese edition (``lang="zh"``, every label is Chinese) a missing CJK font is said at
+    once, with one :class:`ift_tutorial.fonts.MissingCJKFontWarning` naming what to install.
+    """
     import matplotlib
 
-    from .fonts import use_cjk_fallback
+    from .fonts import INSTALL_HINT, MissingCJKFontWarning, use_cjk_fallback
 
     matplotlib.rcParams.update(PLOT_STYLE)
-    return use_cjk_fallback(matplotlib.rcParams)
+    font = use_cjk_fallback(matplotlib.rcParams)
+    if font is None and lang == "zh":
+        warnings.warn(MissingCJKFontWarning(
+            "the Chinese edition labels its figures in Chinese, but no CJK font was found, so "
+            f"they would be drawn as boxes: {INSTALL_HINT}"), stacklevel=2)
+    return font
 
 
 def quiet_progress_bars() -> None:
@@ -142,6 +154,12 @@ def quiet_progress_bars() -> None:
 def setup_notebook(default: str = "tiny", seed: int = 0, runs_on_drive: bool = False) -> str:
     """Choose the preset, print one line about the machine, seed, style the plots.
 
+    The edition (English, or Chinese for the notebooks in ``book/zh/chapters``) is decided
+    here once (:func:`ift_tutorial.i18n.edition`; ``IFT_LANG=zh`` or ``en`` wins) and
+    kept for the kernel's life, so every figure label of the chapter
+    (:func:`ift_tutorial.i18n.t`) is in that edition's language, and the Chinese edition
+    draws them with a CJK font.
+
     Args:
         default: the preset used when ``IFT_PRESET`` is not set (the setup cell's form field).
         seed: seed for ``random``, NumPy and PyTorch.
@@ -156,8 +174,11 @@ def setup_notebook(default: str = "tiny", seed: int = 0, runs_on_drive: bool = F
 
     Raises:
         UserFacingError: the preset is unknown, or it needs a GPU and there is none
-            (on Colab the message says how to switch the runtime to a GPU).
+            (on Colab the message says how to switch the runtime to a GPU), or ``IFT_LANG``
+            is neither ``en`` nor ``zh``.
     """
+    lang = edition()  # first: a bad IFT_LANG fails before anything is printed
+    set_edition(lang)  # later calls are cheap and give the same answer
     preset = preset_from_env(default)
     known = available_presets()
     if preset not in known:
@@ -186,7 +207,7 @@ def setup_notebook(default: str = "tiny", seed: int = 0, runs_on_drive: bool = F
     warnings.filterwarnings("ignore", message="IProgress not found")
     silence_known_messages()  # before a chapter imports bitsandbytes or PEFT itself
     seed_everything(seed)
-    set_plot_style()
+    set_plot_style(lang)
     return preset
 
 

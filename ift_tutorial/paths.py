@@ -72,6 +72,51 @@ def looks_like_local_path(name_or_path: str, base: str | os.PathLike[str] | None
     return resolve_path(s, base).exists()
 
 
+#: A model from this many parameters up is a "7B-scale" model: it needs a CUDA GPU to
+#: train in useful time, and the chapters assert what tuning a real base does.
+LARGE_MODEL_PARAMS = 1_000_000_000
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+
+def _params_from_config(config: dict) -> int:
+    """A rough parameter count of a decoder from its ``config.json`` (embeddings, blocks)."""
+    hidden = int(config.get("hidden_size") or config.get("n_embd") or 0)
+    layers = int(config.get("num_hidden_layers") or config.get("n_layer") or 0)
+    inter = int(config.get("intermediate_size") or 4 * hidden)
+    vocab = int(config.get("vocab_size") or 0)
+    return 2 * vocab * hidden + layers * (4 * hidden * hidden + 3 * hidden * inter)
+
+
+def is_large_model(name_or_path: str, base: str | os.PathLike[str] | None = None) -> bool:
+    """True for a 7B-scale model: a hub id, or a local folder of one.
+
+    A hub id (``Qwen/Qwen2.5-7B``) counts as large: the presets name 7-8B models. A local
+    folder (a ModelScope download, ``--set model.name_or_path=./Qwen2.5-7B``) counts by
+    its size: its weight files hold at least :data:`LARGE_MODEL_PARAMS` parameters at
+    2 bytes each, or, without weights yet, its ``config.json`` describes that many.
+
+    Example:
+        >>> from ift_tutorial.paths import TINY_MODEL_DIR
+        >>> is_large_model("Qwen/Qwen2.5-7B"), is_large_model(str(TINY_MODEL_DIR))
+        (True, False)
+    """
+    if not looks_like_local_path(name_or_path, base):
+        return True
+    folder = resolve_path(str(name_or_path), base)
+    if not folder.is_dir():
+        return False
+    weights = sum(p.stat().st_size for p in folder.rglob("*") if p.suffix in _WEIGHT_SUFFIXES)
+    if weights:
+        return weights >= 2 * LARGE_MODEL_PARAMS
+    config = folder / "config.json"
+    if config.is_file():
+        import json
+
+        raw = json.loads(config.read_text(encoding="utf-8"))
+        return _params_from_config(raw.get("text_config", raw)) >= LARGE_MODEL_PARAMS
+    return False
+
+
 def runs_dir() -> Path:
     """The folder that training runs go to by default.
 

@@ -158,7 +158,8 @@ def cap_max_new_tokens(config: ExperimentConfig, max_new_tokens: int) -> int:
 
 
 def scale(config: ExperimentConfig) -> str:
-    """What a run can show: ``"tiny"`` (the local tiny model), ``"7b"`` (a hub model) or
+    """What a run can show: ``"tiny"`` (the local tiny model), ``"7b"`` (a 7B-scale model:
+    a hub id, or a local folder of one, :func:`ift_tutorial.paths.is_large_model`) or
     ``"rehearsal"`` (a 7B preset's code path with a random stand-in: the pipeline, no scores).
 
     The chapters assert per scale: the tiny world's numbers at ``tiny``, what tuning a real
@@ -169,11 +170,11 @@ def scale(config: ExperimentConfig) -> str:
         >>> scale(load_config("tiny"))
         'tiny'
     """
-    from .paths import looks_like_local_path
+    from .paths import is_large_model
 
     if applies_to(config):
         return "rehearsal"
-    return "tiny" if looks_like_local_path(config.model.name_or_path) else "7b"
+    return "7b" if is_large_model(config.model.name_or_path) else "tiny"
 
 
 def marker(config: ExperimentConfig | ModelSettings) -> dict[str, bool]:
