@@ -1,22 +1,29 @@
 """Finished runs, kept so that a second build of the book does not train the same thing twice.
 
-The Chinese edition runs the same code cells as the English one. When chapter 7 asks
-for a fresh run (``train(config, run_dir, fresh=True)``), :func:`ift_tutorial.training.train`
-keeps a copy of the finished run folder under ``<runs>/.finished/<key>/``, where the key
-is a hash of everything that decides the result: the whole config, whether it was
-evaluated, and the package's own source code. With ``IFT_REUSE_RUNS=1`` in the
-environment (``make book`` sets it for the Chinese build only), a fresh run whose key
-is already there is copied from that folder instead of being trained again, and says so
-in one printed line. Without the variable nothing is ever reused: the tests and the
-English build always train.
+Both editions of the book run the same code cells. When chapter 7 asks for a fresh run
+(``train(config, run_dir, fresh=True)``), :func:`ift_tutorial.training.train` keeps a
+copy of a finished small run (the tiny preset, a rehearsal; never a 7B run) under
+``<runs>/.finished/<key>/``, where the key is a hash of everything that decides the
+result: the whole config, whether it was evaluated, and the package's own source code.
+
+With ``IFT_REUSE_RUNS=1`` in the environment, a fresh run whose key is already there is
+copied from that folder instead of being trained again; it prints what the run printed
+when it was trained, and one line that says it was copied. Without the variable nothing
+is ever reused: the tests always train. ``make book`` sets it for both editions, so the
+pages show a run of the same config and code trained earlier (by ``make test``'s
+notebook run, or by the English build for the Chinese one), or train it themselves.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
+import sys
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -24,10 +31,11 @@ from typing import Any
 from .config import ExperimentConfig
 from .errors import UserFacingError
 from .formatting import seconds
-from .paths import PACKAGE_DIR, runs_dir
+from .paths import PACKAGE_DIR, is_large_model, runs_dir
 
 REUSE_ENV = "IFT_REUSE_RUNS"
 LOCK_NAME = ".lock"  # the run lock (ift_tutorial.runlock) stays where it is
+TRANSCRIPT = "transcript.txt"  # what the run printed, shown again when it is reused
 
 
 def reuse_enabled() -> bool:
@@ -98,6 +106,34 @@ def _copy_contents(src: Path, dst: Path) -> None:
             shutil.copy2(child, dst / child.name)
 
 
+class _Tee(io.TextIOBase):
+    """Writes to a stream and keeps a copy."""
+
+    def __init__(self, stream):
+        self.stream, self.copy = stream, io.StringIO()
+
+    def write(self, text: str) -> int:
+        self.copy.write(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+@contextlib.contextmanager
+def recording(run_dir: Path) -> Iterator[None]:
+    """Print as usual, and save what was printed as the run's transcript."""
+    tee = _Tee(sys.stdout)
+    with contextlib.redirect_stdout(tee):
+        yield
+    (run_dir / TRANSCRIPT).write_text(tee.copy.getvalue(), encoding="utf-8")
+
+
+def worth_keeping(config: ExperimentConfig) -> bool:
+    """Only small runs are kept: a 7B run's checkpoints would double its disk (or Drive) use."""
+    return not is_large_model(config.model.name_or_path)
+
+
 def keep_finished(config: ExperimentConfig, evaluate: bool, run_dir: Path) -> Path:
     """Copy a finished fresh run into the store (replacing an older copy of the same key)."""
     target = store_dir() / run_key(config, evaluate)
@@ -122,7 +158,9 @@ def reuse_finished(config: ExperimentConfig, evaluate: bool, run_dir: Path) -> d
     empty_folder(run_dir)
     _copy_contents(source, run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    print(f"reused the finished run of the same config and code ({REUSE_ENV}=1): "
-          f"{metrics.get('steps')} steps, trained earlier in {seconds(metrics.get('train_seconds') or 0)}",
-          flush=True)
+    transcript = run_dir / TRANSCRIPT
+    if transcript.is_file():  # the same lines as when it was trained
+        print(transcript.read_text(encoding="utf-8"), end="", flush=True)
+    print(f"(an identical earlier run, trained in {seconds(metrics.get('train_seconds') or 0)}, "
+          f"copied instead of training again: {REUSE_ENV}=1)", flush=True)
     return metrics

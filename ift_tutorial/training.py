@@ -289,8 +289,10 @@ def _train_fresh(config: ExperimentConfig, out: Path, evaluate: bool, lock: RunL
     if reused is not None:
         return reused
     finished_runs.empty_folder(out)
-    metrics = _train(config, out, "never", evaluate, lock)
-    finished_runs.keep_finished(config, evaluate, out)
+    with finished_runs.recording(out):
+        metrics = _train(config, out, "never", evaluate, lock)
+    if finished_runs.worth_keeping(config):
+        finished_runs.keep_finished(config, evaluate, out)
     return metrics
 
 

@@ -19,6 +19,7 @@ def fake_training(tmp_path, monkeypatch):
     calls = []
 
     def fake(config, out, resume, evaluate, lock):
+        print(f"trained steps 1-{config.training.max_steps}")
         calls.append((config.training.max_steps, resume, sorted(p.name for p in out.iterdir())))
         (out / "adapter").mkdir()
         (out / "adapter" / "adapter_model.safetensors").write_bytes(b"weights")
@@ -58,7 +59,8 @@ def test_with_the_variable_the_same_recipe_is_copied_and_another_one_trains(
     metrics = training.train(config, tmp_path / "chinese", fresh=True)
     assert len(fake_training) == 1 and metrics["steps"] == 3
     assert (tmp_path / "chinese" / "adapter" / "adapter_model.safetensors").read_bytes() == b"weights"
-    assert "reused the finished run" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert printed.startswith("trained steps 1-3\n") and "copied instead of training" in printed
     training.train(config, tmp_path / "chinese", fresh=True, evaluate=False)  # another recipe
     training.train(load_config("tiny", ["training.max_steps=4"]), tmp_path / "c4", fresh=True)
     assert [c[0] for c in fake_training] == [3, 3, 4]
@@ -80,3 +82,9 @@ def test_a_bad_value_and_a_launcher_are_refused(tmp_path, fake_training, monkeyp
     with pytest.raises(UserFacingError, match="one process"):
         training.train(load_config("tiny"), tmp_path / "r", fresh=True)
     assert fake_training == []
+
+
+def test_a_7b_run_is_not_kept(tmp_path, fake_training, monkeypatch):
+    monkeypatch.setattr(finished_runs, "is_large_model", lambda name: True)
+    training.train(load_config("tiny", ["training.max_steps=3"]), tmp_path / "big", fresh=True)
+    assert len(fake_training) == 1 and not finished_runs.store_dir().exists()
