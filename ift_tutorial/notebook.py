@@ -184,7 +184,7 @@ def setup_notebook(default: str = "tiny", seed: int = 0, runs_on_drive: bool = F
     if preset not in known:
         raise UserFacingError(
             f"preset {preset!r} (from IFT_PRESET or the notebook's default) is not one of the "
-            f"presets in configs/: {', '.join(known) or 'none found'}"
+            f"presets in ift_tutorial/configs/: {', '.join(known) or 'none found'}"
         )
     print(f"ift-tutorial {__version__} | preset {preset} | {describe_hardware()}")
     if in_colab():
@@ -199,7 +199,8 @@ def setup_notebook(default: str = "tiny", seed: int = 0, runs_on_drive: bool = F
         raise UserFacingError(
             f"preset {preset!r} loads a 7B model and needs a CUDA GPU, but none is available. "
             + (COLAB_GPU_HELP if in_colab() else "Run it on a GPU machine or in Colab, "
-               "or unset IFT_PRESET to use the tiny preset on this CPU.")
+               "or choose the tiny preset (unset IFT_PRESET, PRESET = \"tiny\" in the setup cell) "
+               "to run on this CPU.")
         )
     if not big or rehearsing:
         quiet_progress_bars()  # a 7B preset keeps them: its first run downloads ~15 GB
