@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["bench_attention.py", "bench_memory.py", "bench_tiny_training.py", "bench_distributed.py"]
+BENCHMARKS = ["bench_attention.py", "bench_memory.py", "bench_tiny_training.py", "bench_distributed.py",
+              "grad_checkpointing.py"]
 
 
 def main() -> int:
