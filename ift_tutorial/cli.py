@@ -235,7 +235,8 @@ def _parser_plan_memory(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-gradient-checkpointing", action="store_true")
     p.add_argument("--optim", default=None, help="default: the config's optimizer")
     p.add_argument("--strategy", default="single",
-                   help="single, ddp, fsdp or zero3 (per-GPU estimate)")
+                   help="single, ddp, zero1, zero2, zero3, fsdp (FSDP1) or fsdp2 "
+                   "(per-GPU estimate)")
     p.add_argument("--num-gpus", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print components, total_gb and fits")
     p.set_defaults(handler=_cmd_plan_memory)

@@ -36,6 +36,17 @@ no memory, nothing downloaded) and turns them into bytes:
 - **Overhead**: the CUDA context, cuBLAS workspaces and allocator slack (a fixed
   allowance; PyTorch's ``max_memory_allocated`` does not see it, ``nvidia-smi`` does).
 
+Several GPUs (``strategy``, ``num_gpus``): data parallelism gives every GPU its own
+examples, so activations and logits never shrink. What is split N ways depends on the
+strategy (:data:`SHARDING`): nothing for DDP; the optimizer states for ZeRO-1; also the
+gradients for ZeRO-2; also the weights for ZeRO-3 and FSDP, which then gather each
+decoder layer whole for the moment it computes. The parts outside the decoder layers are
+whole at the peak too: FSDP1 wrapped per decoder layer (``configs/accelerate/fsdp_qlora.yaml``)
+keeps its root unit, the embeddings, final norm and head, gathered from the start of the
+forward pass to the end of the backward pass (``torch.distributed.fsdp``'s ``_post_forward``
+does not reshard the root); FSDP2 as accelerate wraps it (``fsdp2_prepare_model``) and
+ZeRO-3 have the head and final norm whole while the logits are computed.
+
 "GB" in this module means GiB (2**30 bytes), the unit PyTorch and ``nvidia-smi``
 report. All numbers are estimates for planning; ``ift-tutorial dry-run`` measures.
 """
@@ -104,8 +115,35 @@ STATIC = ("base weights (4-bit)", "quantisation constants",
           "16-bit parts (embeddings, head, norms, biases)", "LoRA parameters",
           "LoRA gradients", "optimizer states")
 
+
+
+@dataclass(frozen=True)
+class Sharding:
+    """What a multi-GPU strategy splits across the GPUs (True: each GPU keeps 1/N)."""
+
+    optimizer_states: bool
+    gradients: bool
+    parameters: bool
+    #: which 16-bit parameters outside the decoder layers are whole on every GPU at the peak:
+    #: "" none (not sharded), "head" (head and final norm), "root" (FSDP1's root unit:
+    #: embeddings, final norm and head)
+    gathered: str = ""
+
+
 #: Strategies and what they split across GPUs.
-STRATEGIES = ("single", "ddp", "fsdp", "zero3")
+SHARDING: dict[str, Sharding] = {
+    "single": Sharding(False, False, False),
+    "ddp": Sharding(False, False, False),  # everything replicated, gradients all-reduced
+    "zero1": Sharding(True, False, False),  # DeepSpeed ZeRO stage 1
+    "zero2": Sharding(True, True, False),  # stage 2
+    "zero3": Sharding(True, True, True, "head"),  # stage 3: a module's weights gathered when it runs
+    "fsdp": Sharding(True, True, True, "root"),  # FSDP1 FULL_SHARD, one unit per decoder layer
+    "fsdp2": Sharding(True, True, True, "head"),  # fully_shard, as accelerate 1.15 wraps a model
+}
+STRATEGIES = tuple(SHARDING)
+
+#: The component of the 16-bit parameters that a sharded strategy holds whole at the peak.
+GATHERED = "16-bit parts gathered whole (root unit or head)"
 
 
 @dataclass
@@ -121,6 +159,8 @@ class ParameterBreakdown:
     intermediate_size: int
     vocab_size: int
     quantized_per_layer: int  # 4-bit weights in one decoder layer
+    root_params: int = 0  # 16-bit parameters outside the decoder layers (embeddings, final norm, head)
+    head_params: int = 0  # of those, the head and final norm (the embeddings too when tied)
 
     @property
     def quantized_params(self) -> int:
@@ -152,6 +192,9 @@ def count_parameters(arch_config: Any, lora: LoraSettings | None = None) -> Para
     Every ``nn.Linear`` except the output head is quantised (what transformers'
     bitsandbytes integration does); LoRA adapts the Linear layers named in
     ``lora.target_modules`` ("all-linear": all of them except the head, as PEFT).
+    The decoder layers are the modules named in the model's ``_no_split_modules`` (what
+    accelerate's ``TRANSFORMER_BASED_WRAP`` gives an FSDP unit each); the 16-bit parameters
+    outside them are what FSDP1's root unit holds.
     """
     lora = lora or LoraSettings()
     model = meta_model(arch_config)
@@ -171,6 +214,13 @@ def count_parameters(arch_config: Any, lora: LoraSettings | None = None) -> Para
             lora_params += lora.r * (module.in_features + module.out_features)
             lora_layers += 1
     kept = sum(p.numel() for p in model.parameters() if id(p) not in quantized_ids)
+    layer_classes = set(getattr(model, "_no_split_modules", None) or ())
+    in_layers = {id(p) for m in model.modules() if type(m).__name__ in layer_classes
+                 for p in m.parameters()}
+    outside = [p for p in model.parameters()  # shared (tied) parameters come once
+               if id(p) not in in_layers and id(p) not in quantized_ids]
+    embedding = {id(p) for p in model.get_input_embeddings().parameters()}
+    head_ids = {id(p) for p in head.parameters()} if head is not None else set()
     if not quantized:
         raise ConfigError("the architecture has no nn.Linear layers to quantise")
     return ParameterBreakdown(
@@ -183,6 +233,8 @@ def count_parameters(arch_config: Any, lora: LoraSettings | None = None) -> Para
         intermediate_size=arch_config.intermediate_size,
         vocab_size=arch_config.vocab_size,
         quantized_per_layer=layer0,
+        root_params=sum(p.numel() for p in outside),
+        head_params=sum(p.numel() for p in outside if id(p) not in embedding or id(p) in head_ids),
     )
 
 
@@ -291,8 +343,10 @@ def plan_memory(
         adapter_bytes: bytes per LoRA parameter (and gradient); default: 2 in a bf16
             run of a quantised base (TRL's bf16 cast is kept), else 4 (fp32: training
             undoes the cast, which an fp16 run's GradScaler cannot take).
-        strategy: single, ddp (everything replicated), fsdp or zero3 (weights and
-            LoRA states sharded over ``num_gpus``; one layer gathered at a time).
+        strategy: a key of :data:`SHARDING`: single, ddp (everything replicated),
+            zero1 (optimizer states sharded over ``num_gpus``), zero2 (and gradients),
+            zero3, fsdp (FSDP1) or fsdp2 (and weights; one decoder layer gathered at a
+            time, plus the parts outside the layers that the strategy keeps whole).
         overhead_bytes: CUDA context etc.; 0 when comparing with CPU tensor bytes.
 
     Example:
@@ -313,7 +367,9 @@ def plan_memory(
     b = breakdown or count_parameters(arch_config, lora)
     if adapter_bytes is None:
         adapter_bytes = 2 if (bf16 and load_in_4bit) else 4
-    shard = num_gpus if strategy in ("fsdp", "zero3") else 1
+    sharding = SHARDING[strategy]
+    n_params, n_grads, n_states = (num_gpus if split else 1 for split in (
+        sharding.parameters, sharding.gradients, sharding.optimizer_states))
     e = compute_bytes
 
     if load_in_4bit:
@@ -324,13 +380,16 @@ def plan_memory(
         weights4, constants = b.quantized_params * e, 0
     kept = b.kept_params * e
     comps: dict[str, int] = {
-        "base weights (4-bit)" if load_in_4bit else "base weights (16-bit)": weights4 // shard,
-        "quantisation constants": constants // shard,
-        "16-bit parts (embeddings, head, norms, biases)": kept // shard,
-        "LoRA parameters": b.lora_params * adapter_bytes // shard,
-        "LoRA gradients": b.lora_params * adapter_bytes // shard,
-        "optimizer states": int(b.lora_params * optimizer_state_bytes(optim, adapter_bytes)) // shard,
+        "base weights (4-bit)" if load_in_4bit else "base weights (16-bit)": weights4 // n_params,
+        "quantisation constants": constants // n_params,
+        "16-bit parts (embeddings, head, norms, biases)": kept // n_params,
+        "LoRA parameters": b.lora_params * adapter_bytes // n_params,
+        "LoRA gradients": b.lora_params * adapter_bytes // n_grads,
+        "optimizer states": int(b.lora_params * optimizer_state_bytes(optim, adapter_bytes)) // n_states,
     }
+    if n_params > 1:  # beside each GPU's shards, the full copy of what is gathered at the peak
+        gathered = {"root": b.root_params, "head": b.head_params}[sharding.gathered]
+        comps[GATHERED] = gathered * e
     tokens = seq_len * batch_size
     per_layer = activation_bytes_per_layer_token(b.hidden_size, b.intermediate_size, lora.r, e)
     if gradient_checkpointing:
@@ -342,7 +401,7 @@ def plan_memory(
     comps["logits and loss (fp32)"] = 12 * tokens * b.vocab_size
     # one weight matrix dequantised for a matmul (4-bit) ...
     workspace = max(b.quantized_numels) * e if load_in_4bit else 0
-    if shard > 1:  # ... and one decoder layer gathered from all ranks
+    if n_params > 1:  # ... and one decoder layer gathered from all ranks
         workspace += b.quantized_per_layer // 2 if load_in_4bit else b.quantized_per_layer * e
     comps["matmul workspace"] = workspace
     comps["CUDA context and overhead"] = overhead_bytes

@@ -8,7 +8,7 @@ import torch
 from ift_tutorial.architectures import architecture_config
 from ift_tutorial.cli import main
 from ift_tutorial.config import ConfigError, LoraSettings, ModelSettings, load_config
-from ift_tutorial.memory import (GPUS, STATIC, count_parameters, measure_model_bytes,
+from ift_tutorial.memory import (GATHERED, GPUS, STATIC, count_parameters, measure_model_bytes,
                                  plan_for_config, plan_memory)
 from ift_tutorial.paths import TINY_MODEL_DIR
 
@@ -88,3 +88,42 @@ def test_cli_json(capsys):
     assert "logits and loss (fp32)" in out["components_gb"]
     rc = main(["plan-memory", "--config", "qwen2.5-7b", "--gpu", "v100"])
     assert rc == 2 and "unknown GPU" in capsys.readouterr().err
+
+
+def test_zero_stages_split_states_then_gradients_then_weights():
+    cfg = load_config("qwen2.5-7b")
+    single = plan_for_config(cfg).components
+    split = {s: plan_for_config(cfg, strategy=s, num_gpus=4).components for s in ("zero1", "zero2", "zero3")}
+    quarter = {k: v // 4 for k, v in single.items()}
+    assert split["zero1"]["optimizer states"] == quarter["optimizer states"]
+    assert split["zero1"]["LoRA gradients"] == single["LoRA gradients"]
+    assert split["zero2"]["LoRA gradients"] == quarter["LoRA gradients"]
+    assert split["zero2"]["base weights (4-bit)"] == single["base weights (4-bit)"]
+    assert split["zero3"]["base weights (4-bit)"] == quarter["base weights (4-bit)"]
+    for stage in ("zero1", "zero2"):  # nothing is gathered: the weights are whole anyway
+        assert GATHERED not in split[stage]
+    # with QLoRA the adapter's states are small: ZeRO-1 and -2 save little, ZeRO-3 a lot
+    saved = {s: sum(single.values()) - sum(c.values()) for s, c in split.items()}
+    assert 0 < saved["zero1"] < saved["zero2"] < 0.02 * sum(single.values()) < saved["zero3"]
+
+
+def test_fsdp1_counts_its_root_unit_whole_on_every_gpu():
+    cfg = load_config("qwen2.5-7b")
+    b = count_parameters(architecture_config("Qwen/Qwen2.5-7B"))
+    vocab, hidden = 152_064, 3_584
+    assert b.root_params == 2 * vocab * hidden + hidden  # embeddings, head (untied), final norm
+    assert b.head_params == vocab * hidden + hidden
+    fsdp1 = {n: plan_for_config(cfg, strategy="fsdp", num_gpus=n) for n in (1, 4, 8)}
+    fsdp2 = plan_for_config(cfg, strategy="fsdp2", num_gpus=4)
+    zero3 = plan_for_config(cfg, strategy="zero3", num_gpus=4)
+    e = fsdp1[4].settings["compute_bytes"]
+    assert fsdp1[4].components[GATHERED] == b.root_params * e
+    assert fsdp1[8].components[GATHERED] == fsdp1[4].components[GATHERED]  # it never shrinks
+    assert fsdp2.components[GATHERED] == zero3.components[GATHERED] == b.head_params * e
+    # FSDP1's root unit holds the input embeddings too: that is the whole difference
+    assert fsdp1[4].total_bytes - fsdp2.total_bytes == vocab * hidden * e
+    assert fsdp1[1].total_bytes == plan_for_config(cfg).total_bytes  # one GPU shards nothing
+    # tied embeddings (Qwen2.5-0.5B): the head is the embedding matrix, counted once
+    tied = count_parameters(architecture_config("Qwen/Qwen2.5-0.5B"))
+    assert tied.root_params == tied.head_params == 151_936 * 896 + 896
+
