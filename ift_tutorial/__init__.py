@@ -33,7 +33,8 @@ Chapters map to modules: 1 ``corpus``/``pretrain``/``tasks``; 2-4 ``attention``,
 ``seq2seq``, ``llama``, ``architectures``; 5 ``instruction_data``; 6 ``quantization``,
 ``lora``, ``memory``, ``dry_run``; 7 ``training``, ``checkpoints``, ``plots``;
 8 ``evaluation``, ``generation``, ``merging``; 10 ``distributed``. ``notebook`` is the
-chapters' setup cell.
+chapters' setup cell; ``i18n`` says which edition runs (English, or the Chinese one in
+``book/zh``) and holds the Chinese figure labels, ``fonts`` draws them.
 """
 
 from __future__ import annotations
@@ -74,6 +75,10 @@ _EXPORTS: dict[str, str] = {
     "plan_for_config": "memory",
     # where runs go
     "runs_dir": "paths",
+    # the book's two editions: figure labels in English or Chinese
+    "edition": "i18n",
+    "set_edition": "i18n",
+    "t": "i18n",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -2,8 +2,8 @@
 
 Teaching code: nothing in the training pipeline imports this module. Each public
 function draws one figure and returns the ``matplotlib.figure.Figure``; the chapters
-call them, and the edition's language (see :mod:`ift_tutorial.notebook`) picks the
-labels where a diagram has words.
+call them, and every word of a diagram goes through :func:`ift_tutorial.i18n.t`, so the
+same call draws English labels in the English edition and Chinese ones in the Chinese.
 
 The primitives below (:func:`box`, :func:`arrow`, :func:`canvas`) keep every diagram in
 the same visual style: rounded boxes, thin arrows, one colour per kind of thing.
@@ -12,6 +12,8 @@ the same visual style: rounded boxes, thin arrows, one colour per kind of thing.
 from __future__ import annotations
 
 from typing import Any
+
+from .i18n import t
 
 #: One colour per kind of thing, shared by every diagram.
 COLOURS: dict[str, str] = {
@@ -82,7 +84,8 @@ def attention_flow(L: object = "L", S: object = "S", d_model: object = "d_model"
     fig, ax = canvas(11.0, 5.0)
     source = "C" if cross else "X"
     x_in = box(ax, 0.1, 3.3, 1.9, 1.0, f"X\n{_shape(L, d_model)}", "input")
-    kv_in = box(ax, 0.1, 0.9, 1.9, 1.0, f"context C\n{_shape(S, 'd_c')}", "input") if cross else x_in
+    kv_in = (box(ax, 0.1, 0.9, 1.9, 1.0, t("context C\n{shape}", shape=_shape(S, "d_c")), "input")
+             if cross else x_in)
     rows = {"Q": 3.9, "K": 2.4, "V": 0.9}
     shapes = {"Q": _shape(L, d_k), "K": _shape(S, d_k), "V": _shape(S, d_v)}
     ends = {}
@@ -92,15 +95,18 @@ def attention_flow(L: object = "L", S: object = "S", d_model: object = "d_model"
         ends[name] = box(ax, 4.2, y - 0.4, 1.5, 0.8, f"{name} = {source if name != 'Q' else 'X'}$W_{name}$\n"
                          f"{shapes[name]}", "input")
         arrow(ax, (3.7, w[1]), (4.2, ends[name][1]))
-    scores = box(ax, 6.3, 2.7, 2.0, 1.0, f"scores $QK^\\top/\\sqrt{{d_k}}$\n{_shape(L, S)}", "op")
+    scores = box(ax, 6.3, 2.7, 2.0, 1.0, t("scores $QK^\\top/\\sqrt{{d_k}}$\n{shape}", shape=_shape(L, S)),
+                 "op")
     arrow(ax, (5.7, ends["Q"][1]), (6.3, scores[1] + 0.3))
     arrow(ax, (5.7, ends["K"][1]), (6.3, scores[1] - 0.3))
-    weights = box(ax, 8.8, 2.7, 2.0, 1.0, f"weights: mask,\nsoftmax per row\n{_shape(L, S)}", "op")
+    weights = box(ax, 8.8, 2.7, 2.0, 1.0, t("weights: mask,\nsoftmax per row\n{shape}",
+                                            shape=_shape(L, S)), "op")
     arrow(ax, (8.3, scores[1]), (8.8, weights[1]))
-    out = box(ax, 8.8, 0.5, 2.0, 1.0, f"weights · V\n{_shape(L, d_v)}", "output")
+    out = box(ax, 8.8, 0.5, 2.0, 1.0, t("weights · V\n{shape}", shape=_shape(L, d_v)), "output")
     arrow(ax, (weights[0], 2.7), (out[0], 1.5))
     arrow(ax, (5.7, ends["V"][1]), (8.8, out[1]))
-    kind = "cross-attention: K and V from another sequence" if cross else "self-attention: Q, K, V from X"
+    kind = (t("cross-attention: K and V from another sequence") if cross
+            else t("self-attention: Q, K, V from X"))
     ax.text(5.5, 4.85, kind, ha="center", va="center", fontsize=11)
     return fig
 
@@ -119,28 +125,29 @@ def encoder_decoder_vs_decoder_only():
     """
     fig, ax = canvas(11.0, 5.6)
     # Left: encoder-decoder.
-    ax.text(2.75, 5.35, "Encoder–decoder (T5, Whisper)", ha="center", fontsize=11, weight="bold")
-    src = box(ax, 0.2, 0.3, 2.2, 0.7, "source tokens $x_1 \\dots x_S$", "input", fontsize=9)
-    enc = box(ax, 0.2, 1.6, 2.2, 1.3, "encoder × N\nbidirectional\nself-attention, MLP", "op", fontsize=9)
+    ax.text(2.75, 5.35, t("Encoder–decoder (T5, Whisper)"), ha="center", fontsize=11, weight="bold")
+    src = box(ax, 0.2, 0.3, 2.2, 0.7, t("source tokens $x_1 \\dots x_S$"), "input", fontsize=9)
+    enc = box(ax, 0.2, 1.6, 2.2, 1.3, t("encoder × N\nbidirectional\nself-attention, MLP"), "op", fontsize=9)
     arrow(ax, (src[0], 1.0), (enc[0], 1.6))
-    mem = box(ax, 0.2, 3.6, 2.2, 0.7, "encoder output (S × d)", "output", fontsize=9)
+    mem = box(ax, 0.2, 3.6, 2.2, 0.7, t("encoder output (S × d)"), "output", fontsize=9)
     arrow(ax, (enc[0], 2.9), (mem[0], 3.6))
-    tgt = box(ax, 3.1, 0.3, 2.3, 0.7, "target so far $y_1 \\dots y_t$", "input", fontsize=9)
-    dec = box(ax, 3.1, 1.6, 2.3, 2.0, "decoder × N\ncausal self-attention\ncross-attention\n"
-              "(Q from target,\nK, V from encoder)\nMLP", "op", fontsize=9)
+    tgt = box(ax, 3.1, 0.3, 2.3, 0.7, t("target so far $y_1 \\dots y_t$"), "input", fontsize=9)
+    dec = box(ax, 3.1, 1.6, 2.3, 2.0, t("decoder × N\ncausal self-attention\ncross-attention\n"
+                                        "(Q from target,\nK, V from encoder)\nMLP"), "op", fontsize=9)
     arrow(ax, (tgt[0], 1.0), (dec[0], 1.6))
     arrow(ax, (2.4, mem[1]), (3.1, 3.0))
     ax.text(2.95, 3.75, "K, V", fontsize=9, color="#333333")
-    nxt = box(ax, 3.1, 4.3, 2.3, 0.6, "next target token", "output", fontsize=9)
+    nxt = box(ax, 3.1, 4.3, 2.3, 0.6, t("next target token"), "output", fontsize=9)
     arrow(ax, (dec[0], 3.6), (nxt[0], 4.3))
     ax.plot([5.75, 5.75], [0.2, 5.4], color="#999999", linewidth=0.8, linestyle=":")
     # Right: decoder-only.
-    ax.text(8.4, 5.35, "Decoder-only (Qwen2.5, Llama, Mistral)", ha="center", fontsize=11, weight="bold")
-    seq = box(ax, 6.2, 0.3, 4.4, 0.7, "one sequence: prompt tokens | answer tokens", "input", fontsize=9)
-    stack = box(ax, 6.9, 1.6, 3.0, 2.0, "decoder × N\ncausal self-attention\n"
-                "(answer rows look back\nat prompt columns)\nMLP", "op", fontsize=9)
+    ax.text(8.4, 5.35, t("Decoder-only (Qwen2.5, Llama, Mistral)"), ha="center", fontsize=11, weight="bold")
+    seq = box(ax, 6.2, 0.3, 4.4, 0.7, t("one sequence: prompt tokens | answer tokens"), "input", fontsize=9)
+    stack = box(ax, 6.9, 1.6, 3.0, 2.0, t("decoder × N\ncausal self-attention\n"
+                                          "(answer rows look back\nat prompt columns)\nMLP"),
+                "op", fontsize=9)
     arrow(ax, (stack[0], 1.0), (stack[0], 1.6))
-    out = box(ax, 6.9, 4.3, 3.0, 0.6, "next token at every position", "output", fontsize=9)
+    out = box(ax, 6.9, 4.3, 3.0, 0.6, t("next token at every position"), "output", fontsize=9)
     arrow(ax, (stack[0], 3.6), (out[0], 4.3))
     return fig
 
@@ -184,21 +191,21 @@ def llama_block() -> Any:
     cx, w, h = 2.6, 3.2, 0.5
     left = cx - w / 2
     # the main path, bottom to top: (y, text, kind)
-    box(ax, left, 0.15, w, h, "token ids  (B, T)", "input")
-    box(ax, left, 0.95, w, h, "embedding  (V × d)", "weight")
+    box(ax, left, 0.15, w, h, t("token ids  (B, T)"), "input")
+    box(ax, left, 0.95, w, h, t("embedding  (V × d)"), "weight")
     # the repeated block
     ax.add_patch(FancyBboxPatch((left - 0.55, 1.75), w + 1.1, 5.05,
                                 boxstyle="round,pad=0.02,rounding_size=0.15",
                                 facecolor="none", edgecolor="#888888", linestyle="--"))
-    ax.text(left - 0.45, 6.55, "× N decoder blocks", fontsize=10, color="#555555")
+    ax.text(left - 0.45, 6.55, t("× N decoder blocks"), fontsize=10, color="#555555")
     box(ax, left, 2.1, w, h, "RMSNorm", "op")
-    box(ax, left, 2.95, w, h + 0.1, "causal GQA attention\nwith RoPE on q, k", "op", fontsize=9.5)
+    box(ax, left, 2.95, w, h + 0.1, t("causal GQA attention\nwith RoPE on q, k"), "op", fontsize=9.5)
     _add_node(ax, (cx, 4.05))
     box(ax, left, 4.5, w, h, "RMSNorm", "op")
     box(ax, left, 5.35, w, h, "SwiGLU MLP", "op")
     _add_node(ax, (cx, 6.3))
-    box(ax, left, 7.1, w, h, "final RMSNorm", "op")
-    box(ax, left, 7.9, w, h, "lm_head (d × V) → logits", "output")
+    box(ax, left, 7.1, w, h, t("final RMSNorm"), "op")
+    box(ax, left, 7.9, w, h, t("lm_head (d × V) → logits"), "output")
     for y0, y1 in [(0.65, 0.95), (1.45, 2.1), (2.6, 2.95), (3.55, 3.88), (4.22, 4.5),
                    (5.0, 5.35), (5.85, 6.13), (6.47, 7.1), (7.6, 7.9)]:
         arrow(ax, (cx, y0), (cx, y1))
@@ -207,28 +214,28 @@ def llama_block() -> Any:
     for y_from, y_to in [(1.8, 4.05), (4.3, 6.3)]:
         _line(ax, [(cx, y_from), (xr, y_from), (xr, y_to)])
         arrow(ax, (xr, y_to), (cx - 0.17, y_to))
-    ax.text(xr - 0.1, 3.0, "residual", rotation=90, ha="right", va="center", fontsize=9,
+    ax.text(xr - 0.1, 3.0, t("residual"), rotation=90, ha="right", va="center", fontsize=9,
             color="#555555")
-    ax.text(xr - 0.1, 5.3, "residual", rotation=90, ha="right", va="center", fontsize=9,
+    ax.text(xr - 0.1, 5.3, t("residual"), rotation=90, ha="right", va="center", fontsize=9,
             color="#555555")
     # detail of the attention (right, lower half)
     dx, dw = 5.3, 5.4
-    ax.text(dx, 4.1, "attention, per layer", fontsize=10, fontweight="bold")
+    ax.text(dx, 4.1, t("attention, per layer"), fontsize=10, fontweight="bold")
     box(ax, dx, 3.2, 1.6, 0.5, "q = W_q x", "weight", fontsize=9)
     box(ax, dx + 1.9, 3.2, 1.6, 0.5, "k = W_k x", "weight", fontsize=9)
     box(ax, dx + 3.8, 3.2, 1.6, 0.5, "v = W_v x", "weight", fontsize=9)
-    box(ax, dx, 2.35, 3.5, 0.5, "RoPE: rotate q and k by position", "op", fontsize=9)
-    box(ax, dx, 1.5, dw, 0.5, "softmax(q kᵀ / √d_k + causal mask) v", "op", fontsize=9)
-    box(ax, dx, 0.65, dw, 0.5, "o = W_o · (heads concatenated)", "weight", fontsize=9)
+    box(ax, dx, 2.35, 3.5, 0.5, t("RoPE: rotate q and k by position"), "op", fontsize=9)
+    box(ax, dx, 1.5, dw, 0.5, t("softmax(q kᵀ / √d_k + causal mask) v"), "op", fontsize=9)
+    box(ax, dx, 0.65, dw, 0.5, t("o = W_o · (heads concatenated)"), "weight", fontsize=9)
     arrow(ax, (dx + 0.8, 3.2), (dx + 0.8, 2.85))
     arrow(ax, (dx + 2.7, 3.2), (dx + 2.7, 2.85))
     arrow(ax, (dx + 1.75, 2.35), (dx + 1.75, 2.0))
     arrow(ax, (dx + 4.6, 3.2), (dx + 4.6, 2.0))
     arrow(ax, (dx + dw / 2, 1.5), (dx + dw / 2, 1.15))
-    ax.text(dx + dw, 0.25, "k, v: fewer heads than q (grouped-query)", ha="right", fontsize=8.5,
+    ax.text(dx + dw, 0.25, t("k, v: fewer heads than q (grouped-query)"), ha="right", fontsize=8.5,
             color="#555555")
     # detail of the MLP (right, upper half)
-    ax.text(dx, 8.3, "SwiGLU MLP, per position", fontsize=10, fontweight="bold")
+    ax.text(dx, 8.3, t("SwiGLU MLP, per position"), fontsize=10, fontweight="bold")
     box(ax, dx, 7.4, 2.6, 0.5, "W_gate x  (d → d_ff)", "weight", fontsize=9)
     box(ax, dx + 2.8, 7.4, 2.6, 0.5, "W_up x  (d → d_ff)", "weight", fontsize=9)
     box(ax, dx, 6.55, 2.6, 0.5, "SiLU", "op", fontsize=9)
@@ -266,10 +273,10 @@ def lora_layer(r: int = 8, alpha: float = 16.0, in_features: int = 4096,
     frozen = in_features * out_features
     adapter = r * (in_features + out_features)
     box(ax, 2.9, 0.2, 3.2, 0.6, f"x   (in = {in_features:,})", "input")
-    box(ax, 0.3, 2.2, 3.6, 1.6, f"W₀   (out × in)\nfrozen: {frozen / 1e6:.1f} M weights\n"
-        "no gradient", "weight", fontsize=10)
-    box(ax, 5.0, 1.6, 3.4, 0.6, f"A   (r × in),  r = {r},  random", "trainable", fontsize=10)
-    box(ax, 5.0, 2.75, 3.4, 0.6, "B   (out × r),  starts at 0", "trainable", fontsize=10)
+    box(ax, 0.3, 2.2, 3.6, 1.6, t("W₀   (out × in)\nfrozen: {millions:.1f} M weights\nno gradient",
+                                  millions=frozen / 1e6), "weight", fontsize=10)
+    box(ax, 5.0, 1.6, 3.4, 0.6, t("A   (r × in),  r = {r},  random", r=r), "trainable", fontsize=10)
+    box(ax, 5.0, 2.75, 3.4, 0.6, t("B   (out × r),  starts at 0"), "trainable", fontsize=10)
     box(ax, 5.0, 3.9, 3.4, 0.6, f"× s,  s = α/r = {alpha / r:g}", "op", fontsize=10)
     _add_node(ax, (4.5, 4.95))
     box(ax, 2.9, 5.45, 3.2, 0.6, "h = W₀x + s·BAx   (out)", "output", fontsize=10)
@@ -280,9 +287,10 @@ def lora_layer(r: int = 8, alpha: float = 16.0, in_features: int = 4096,
     arrow(ax, (2.1, 3.8), (4.33, 4.9))
     arrow(ax, (6.7, 4.5), (4.67, 4.9))
     arrow(ax, (4.5, 5.12), (4.5, 5.45))
-    ax.text(6.7, 0.95, f"trainable: r·(in + out) = {adapter / 1e3:.0f} k "
-            f"({100 * adapter / frozen:.2g} % of W₀)", ha="center", fontsize=9, color="#555555")
-    ax.text(0.3, 1.75, "merge after training:\nW = W₀ + s·BA (one matmul)", fontsize=9,
+    ax.text(6.7, 0.95, t("trainable: r·(in + out) = {thousands:.0f} k ({percent:.2g} % of W₀)",
+                         thousands=adapter / 1e3, percent=100 * adapter / frozen),
+            ha="center", fontsize=9, color="#555555")
+    ax.text(0.3, 1.75, t("merge after training:\nW = W₀ + s·BA (one matmul)"), fontsize=9,
             color="#555555", va="top")
     fig.tight_layout()
     return fig
@@ -309,28 +317,30 @@ def qlora_dataflow(compute_dtype: str = "bf16") -> Any:
         True
     """
     fig, ax = canvas(12.0, 6.0)
-    ax.text(0.2, 5.6, "stored (the whole model, all the time)", fontsize=10, fontweight="bold")
-    box(ax, 0.2, 4.35, 3.6, 0.8, "NF4 codes: 4 bits per weight\n(two per byte, uint8)",
+    ax.text(0.2, 5.6, t("stored (the whole model, all the time)"), fontsize=10, fontweight="bold")
+    box(ax, 0.2, 4.35, 3.6, 0.8, t("NF4 codes: 4 bits per weight\n(two per byte, uint8)"),
         "quantised", fontsize=9.5)
-    box(ax, 0.2, 3.05, 3.6, 0.8, "absmax: one per 64 weights\nstored in 8 bits (double quant)",
+    box(ax, 0.2, 3.05, 3.6, 0.8, t("absmax: one per 64 weights\nstored in 8 bits (double quant)"),
         "quantised", fontsize=9.5)
-    box(ax, 0.2, 1.75, 3.6, 0.8, "fp32 scale + offset:\none per 256 absmax values",
+    box(ax, 0.2, 1.75, 3.6, 0.8, t("fp32 scale + offset:\none per 256 absmax values"),
         "weight", fontsize=9.5)
     bits = 4 + 8 / 64 + 32 / (64 * 256)  # codes + 8-bit absmax + fp32 per 256 blocks
-    ax.text(0.2, 1.2, f"≈ {bits:.2f} bits per weight in memory", fontsize=9, color="#555555")
-    ax.text(4.6, 5.6, "computed (one layer at a time, per matmul)", fontsize=10, fontweight="bold")
-    box(ax, 4.6, 3.5, 3.2, 1.0, f"dequantise:\nW = level[code] · absmax\n→ {compute_dtype} copy",
-        "op", fontsize=9.5)
-    box(ax, 4.6, 1.9, 3.2, 0.8, f"y = W x   ({compute_dtype} matmul)", "op", fontsize=9.5)
-    box(ax, 4.6, 0.35, 3.2, 0.7, f"x   ({compute_dtype} activations)", "input", fontsize=9.5)
+    ax.text(0.2, 1.2, t("≈ {bits:.2f} bits per weight in memory", bits=bits), fontsize=9, color="#555555")
+    ax.text(4.6, 5.6, t("computed (one layer at a time, per matmul)"), fontsize=10, fontweight="bold")
+    box(ax, 4.6, 3.5, 3.2, 1.0, t("dequantise:\nW = level[code] · absmax\n→ {dtype} copy",
+                                  dtype=compute_dtype), "op", fontsize=9.5)
+    box(ax, 4.6, 1.9, 3.2, 0.8, t("y = W x   ({dtype} matmul)", dtype=compute_dtype), "op",
+        fontsize=9.5)
+    box(ax, 4.6, 0.35, 3.2, 0.7, t("x   ({dtype} activations)", dtype=compute_dtype), "input",
+        fontsize=9.5)
     arrow(ax, (3.8, 4.75), (4.6, 4.2))
     arrow(ax, (3.8, 3.45), (4.6, 3.9))
     _line(ax, [(3.8, 2.15), (4.2, 2.15), (4.2, 3.7)])
     arrow(ax, (4.2, 3.7), (4.6, 3.7))
-    arrow(ax, (6.2, 3.5), (6.2, 2.7), "temporary")
+    arrow(ax, (6.2, 3.5), (6.2, 2.7), t("temporary"))
     arrow(ax, (6.2, 1.05), (6.2, 1.9))
-    box(ax, 8.7, 1.9, 3.1, 0.8, f"s · B A x\nLoRA in {compute_dtype}, trainable", "trainable",
-        fontsize=9.5)
+    box(ax, 8.7, 1.9, 3.1, 0.8, t("s · B A x\nLoRA in {dtype}, trainable", dtype=compute_dtype),
+        "trainable", fontsize=9.5)
     _line(ax, [(6.2, 1.2), (10.25, 1.2)])
     arrow(ax, (10.25, 1.2), (10.25, 1.9))
     _add_node(ax, (9.3, 3.55))
@@ -338,7 +348,92 @@ def qlora_dataflow(compute_dtype: str = "bf16") -> Any:
     arrow(ax, (10.25, 2.7), (9.45, 3.42))
     box(ax, 8.1, 4.4, 2.4, 0.6, f"h   ({compute_dtype})", "output", fontsize=9.5)
     arrow(ax, (9.3, 3.72), (9.3, 4.4))
-    ax.text(0.2, 0.3, "no 4-bit arithmetic: every multiply is\nin the 16-bit compute dtype; "
-            "gradients\nflow through W to x, never into W", fontsize=9, color="#555555")
+    ax.text(0.2, 0.3, t("no 4-bit arithmetic: every multiply is\nin the 16-bit compute dtype; gradients\n"
+                        "flow through W to x, never into W"), fontsize=9, color="#555555")
+    fig.tight_layout()
+    return fig
+
+
+# --- Chapter 10: what each multi-GPU strategy keeps on every GPU ----------------------
+
+#: The panels of :func:`ddp_vs_fsdp`: title, and the strategy of :data:`ift_tutorial.memory.SHARDING`.
+STRATEGY_PANELS: tuple[tuple[str, str], ...] = (
+    ("DDP", "ddp"), ("ZeRO-1", "zero1"), ("ZeRO-2", "zero2"), ("ZeRO-3 / FSDP2", "zero3"),
+    ("FSDP1", "fsdp"),
+)
+
+
+def ddp_vs_fsdp(num_gpus: int = 4) -> Any:
+    """What each of ``num_gpus`` GPUs holds under DDP, ZeRO-1, -2, -3 and FSDP (chapter 10).
+
+    One panel per strategy, one column per GPU, one row per kind of state. Each box is that
+    state's full size in a one-GPU run: filled whole, the GPU keeps all of it; filled in its
+    k-th slice, GPU k keeps a 1/N shard; hatched, it is gathered whole during the step on
+    top of the shard. FSDP1 wrapped per decoder layer keeps its root unit (embeddings and
+    head) whole from the forward pass to the end of the backward pass; ZeRO-3 and FSDP2
+    (as accelerate wraps it) have the head whole while the logits are computed. The
+    choices are read from :data:`ift_tutorial.memory.SHARDING`, so the figure and the
+    planner cannot disagree. (Decoder layers are gathered one at a time; not drawn.)
+
+    Returns:
+        A matplotlib Figure.
+
+    Example:
+        >>> fig = ddp_vs_fsdp(num_gpus=2)
+        >>> "ZeRO-2" in {t.get_text() for t in fig.axes[0].texts}
+        True
+    """
+    from matplotlib.patches import Rectangle
+
+    from .memory import SHARDING
+
+    rows = [  # label, colour kind, the field of Sharding that splits it (None: never split),
+        # and the values of Sharding.gathered that have it whole during the step
+        (t("base weights (4-bit)"), "quantised", "parameters", ()),
+        (t("embeddings (16-bit)"), "weight", "parameters", ("root",)),
+        (t("head (16-bit)"), "weight", "parameters", ("root", "head")),
+        (t("LoRA weights"), "trainable", "parameters", ()),
+        (t("LoRA gradients"), "trainable", "gradients", ()),
+        (t("optimizer states"), "output", "optimizer_states", ()),
+        (t("activations (own batch)"), "input", None, ()),
+    ]
+    cell, gap, panel_gap, row_h, label_w, bottom = 0.36, 0.06, 0.35, 0.5, 2.3, 1.0
+    panel_w = num_gpus * (cell + gap) - gap
+    width = label_w + len(STRATEGY_PANELS) * (panel_w + panel_gap)
+    top = bottom + len(rows) * row_h
+    fig, ax = canvas(width, top + 0.75)
+    for r, (label, *_) in enumerate(rows):
+        ax.text(label_w - 0.15, top - (r + 0.5) * row_h, label, ha="right", va="center", fontsize=10)
+    for p, (title, strategy) in enumerate(STRATEGY_PANELS):
+        sharding = SHARDING[strategy]
+        x0 = label_w + p * (panel_w + panel_gap)
+        ax.text(x0 + panel_w / 2, top + 0.2, title, ha="center", va="bottom", fontsize=11,
+                fontweight="bold")
+        for gpu in range(num_gpus):
+            x = x0 + gpu * (cell + gap)
+            for r, (_, kind, split, gathered_by) in enumerate(rows):
+                y, h = top - (r + 1) * row_h + 0.07, row_h - 0.14
+                ax.add_patch(Rectangle((x, y), cell, h, facecolor="white", edgecolor="#999999", lw=0.8))
+                if split is not None and getattr(sharding, split):  # GPU k keeps the k-th slice
+                    ax.add_patch(Rectangle((x + cell * gpu / num_gpus, y), cell / num_gpus, h,
+                                           facecolor=COLOURS[kind], edgecolor="#444444", lw=0.8))
+                else:
+                    ax.add_patch(Rectangle((x, y), cell, h, facecolor=COLOURS[kind], edgecolor="#444444",
+                                           lw=0.8))
+                if sharding.gathered in gathered_by:
+                    ax.add_patch(Rectangle((x, y), cell, h, facecolor="none", edgecolor="#444444",
+                                           hatch="////", lw=0.0))
+            ax.text(x + cell / 2, bottom - 0.05, str(gpu), ha="center", va="top", fontsize=9,
+                    color="#555555")
+    ax.text(label_w - 0.15, bottom - 0.05, "GPU", ha="right", va="top", fontsize=9, color="#555555")
+    key_y = 0.15
+    for i, (text, fill, hatch) in enumerate([
+            (t("kept by this GPU"), COLOURS["weight"], None),
+            (t("not held"), "white", None),
+            (t("gathered whole during the step"), "white", "////")]):
+        kx = label_w + i * 3.2
+        ax.add_patch(Rectangle((kx, key_y), 0.45, 0.3, facecolor=fill, edgecolor="#444444", lw=0.8,
+                               hatch=hatch))
+        ax.text(kx + 0.6, key_y + 0.15, text, va="center", fontsize=10)
     fig.tight_layout()
     return fig

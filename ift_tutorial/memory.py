@@ -521,8 +521,13 @@ def plan_memory_cli(args: argparse.Namespace) -> int:
 
 
 def plot_plan(plans: dict[str, MemoryPlan], gpu: str | None = "t4", ax=None):
-    """Stacked bars of one or more plans (label -> plan), with a GPU's memory as a line."""
+    """Stacked bars of one or more plans (label -> plan), with a GPU's memory as a line.
+
+    The legend names the components in the edition's language (:mod:`ift_tutorial.i18n`).
+    """
     import matplotlib.pyplot as plt
+
+    from .i18n import t  # here: this module's functions use ``t`` for tensors
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
@@ -531,7 +536,7 @@ def plot_plan(plans: dict[str, MemoryPlan], gpu: str | None = "t4", ax=None):
     bottom = [0.0] * len(labels)
     for name in names:
         vals = [plans[l].components.get(name, 0) / GiB for l in labels]
-        ax.bar(labels, vals, bottom=bottom, label=name)
+        ax.bar(labels, vals, bottom=bottom, label=t(name))
         bottom = [b + v for b, v in zip(bottom, vals)]
     if gpu:
         ax.axhline(GPUS[gpu], color="k", ls="--", lw=1)

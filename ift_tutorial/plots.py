@@ -1,4 +1,8 @@
-"""Figures for training runs: the loss curve, and exact match before and after tuning."""
+"""Figures for training runs: the loss curve, and exact match before and after tuning.
+
+Every label goes through :func:`ift_tutorial.i18n.t`: the same call draws English labels in
+the English edition and Chinese ones in the Chinese edition.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 
 from .fonts import family_with_cjk, savefig_checked
+from .i18n import t
 
 
 def loss_points(log_history: list[dict[str, Any]]) -> tuple[list[int], list[float]]:
@@ -18,11 +23,13 @@ def loss_points(log_history: list[dict[str, Any]]) -> tuple[list[int], list[floa
 
 
 def plot_loss(log_history: list[dict[str, Any]], path: str | os.PathLike[str] | None = None,
-              title: str = "Training loss (assistant tokens only)"):
+              title: str | None = None):
     """Plot the training loss against the step; save it to ``path`` if given.
 
     Args:
         log_history: ``trainer.state.log_history`` or the content of ``log.json``.
+        title: the figure's title (default: "Training loss (assistant tokens only)", in the
+            edition's language, :mod:`ift_tutorial.i18n`).
 
     Returns:
         The matplotlib figure.
@@ -30,9 +37,9 @@ def plot_loss(log_history: list[dict[str, Any]], path: str | os.PathLike[str] | 
     steps, losses = loss_points(log_history)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(steps, losses, marker=".", linewidth=1)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("cross-entropy loss")
-    ax.set_title(title)
+    ax.set_xlabel(t("optimizer step"))
+    ax.set_ylabel(t("cross-entropy loss"))
+    ax.set_title(t("Training loss (assistant tokens only)") if title is None else title)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     if path is not None:
@@ -47,10 +54,10 @@ def plot_before_after(by_task_before: dict[str, float], by_task_after: dict[str,
     keys = [k for k in by_task_after if "/" not in k and not k.startswith("lang:")]
     x = range(len(keys))
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.bar([i - 0.2 for i in x], [100 * by_task_before.get(k, 0) for k in keys], 0.4, label="before")
-    ax.bar([i + 0.2 for i in x], [100 * by_task_after.get(k, 0) for k in keys], 0.4, label="after")
+    ax.bar([i - 0.2 for i in x], [100 * by_task_before.get(k, 0) for k in keys], 0.4, label=t("before"))
+    ax.bar([i + 0.2 for i in x], [100 * by_task_after.get(k, 0) for k in keys], 0.4, label=t("after"))
     ax.set_xticks(list(x), keys)
-    ax.set_ylabel("held-out exact match (%)")
+    ax.set_ylabel(t("held-out exact match (%)"))
     ax.set_ylim(0, 100)
     ax.legend()
     fig.tight_layout()
@@ -72,15 +79,15 @@ def plot_metrics_before_after(table, path: str | os.PathLike[str] | None = None)
         before, after = table.loc[row, "before"], table.loc[row, "after"]
         is_ppl = "perplexity" in row
         values = [before, after] if is_ppl else [100 * before, 100 * after]
-        ax.bar(["before", "after"], values, color=["#9aa5b1", "#2f6db5"])
+        ax.bar([t("before"), t("after")], values, color=["#9aa5b1", "#2f6db5"])
         if is_ppl:
             ax.set_yscale("log")
         else:
             ax.set_ylim(0, 100)
-        ax.set_title(row.replace("IFEval ", "IFEval\n").replace("GSM8K ", "GSM8K\n")
+        ax.set_title(t(row).replace("IFEval ", "IFEval\n").replace("GSM8K ", "GSM8K\n")
                      .replace("answer-token ", "answer-token\n"), fontsize=9)
         ax.tick_params(labelsize=8)
-    axes[0][0].set_ylabel("% (perplexity: value)", fontsize=8)
+    axes[0][0].set_ylabel(t("% (perplexity: value)"), fontsize=8)
     fig.tight_layout()
     if path is not None:
         savefig_checked(fig, path, dpi=120)
@@ -95,7 +102,7 @@ def display_token(text: str) -> str:
     return text.replace(" ", "␣").replace("\n", "⏎").replace("\t", "⇥") or "∅"
 
 
-def plot_label_mask(tokens: list[str], labels: list[int], title: str = "Which tokens carry the loss",
+def plot_label_mask(tokens: list[str], labels: list[int], title: str | None = None,
                     per_row: int = 10, path: str | os.PathLike[str] | None = None):
     """One training example as a row of token boxes: grey where the label is -100, coloured
     where the token is a target of the loss.
@@ -103,6 +110,8 @@ def plot_label_mask(tokens: list[str], labels: list[int], title: str = "Which to
     Args:
         tokens: the text of each token, in order (``len(tokens) == len(labels)``).
         labels: the label of each token: -100 (ignored by the cross-entropy) or a token id.
+        title: the start of the figure's title (default: "Which tokens carry the loss", in
+            the edition's language); the counts are added after it.
         per_row: boxes per line of the figure.
 
     Returns:
@@ -125,8 +134,9 @@ def plot_label_mask(tokens: list[str], labels: list[int], title: str = "Which to
     ax.set_ylim(-n_rows + 0.4, 0.6)
     ax.axis("off")
     n_kept = sum(lab != -100 for lab in labels)
-    ax.set_title(f"{title}: {n_kept} of {len(labels)} tokens have a label "
-                 "(orange), the others are -100 (grey)", fontsize=10)
+    title = t("Which tokens carry the loss") if title is None else title
+    ax.set_title(t("{title}: {kept} of {total} tokens have a label (orange), the others are "
+                   "-100 (grey)", title=title, kept=n_kept, total=len(labels)), fontsize=10)
     fig.tight_layout()
     if path is not None:
         savefig_checked(fig, path, dpi=120)
@@ -147,15 +157,16 @@ def plot_token_lengths(lengths: dict[str, list[int]], max_length: int | None = N
     fig, axes = plt.subplots(1, len(lengths), figsize=(5 * len(lengths), 3.4), squeeze=False)
     for ax, (name, values) in zip(axes[0], lengths.items()):
         ax.hist(values, bins=bins, color="#457b9d")
-        title = f"{name}: {len(values)} conversations"
+        title = t("{name}: {n} conversations", name=name, n=len(values))
         if max_length is not None:
             ax.axvline(max_length, color="#e63946", linestyle="--", label=f"max_length = {max_length}")
             over = sum(v > max_length for v in values)
-            title += f", {over} over the limit"
+            title = t("{name}: {n} conversations, {over} over the limit", name=name,
+                      n=len(values), over=over)
             ax.legend(fontsize=9)
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("tokens per conversation")
-        ax.set_ylabel("conversations")
+        ax.set_xlabel(t("tokens per conversation"))
+        ax.set_ylabel(t("conversations"))
     fig.tight_layout()
     if path is not None:
         savefig_checked(fig, path, dpi=120)

@@ -27,6 +27,8 @@ from statistics import NormalDist
 
 import torch
 
+from .i18n import t
+
 #: The outermost quantile used for NF4. The quantile function is infinite at 0 and 1,
 #: so QLoRA stops short of them: at the mean of the half-bin widths of a 15-level
 #: (1/30) and a 16-level (1/32) grid, i.e. 1 - (1/30 + 1/32) / 2 = 0.96770833...
@@ -346,7 +348,7 @@ def plot_levels(ax=None):
     for row, (name, levels) in enumerate(CODE_BOOKS.items()):
         ax.scatter(levels.numpy(), [row] * len(levels), s=25, label=name)
     ax.set_yticks(range(len(CODE_BOOKS)), list(CODE_BOOKS))
-    ax.set_xlabel("level (after dividing a block by its absmax)")
+    ax.set_xlabel(t("level (after dividing a block by its absmax)"))
     ax.set_ylim(-0.7, len(CODE_BOOKS) - 0.3)
     ax.grid(axis="x", alpha=0.3)
     return ax
@@ -360,6 +362,6 @@ def plot_error_table(table, ax=None):
         _, ax = plt.subplots(figsize=(7, 3))
     cols = [c for c in CODE_BOOKS if c in table.columns]
     table[cols].plot.bar(ax=ax, rot=0)
-    ax.set_ylabel("relative RMS error")
+    ax.set_ylabel(t("relative RMS error"))
     ax.set_xlabel("")
     return ax
