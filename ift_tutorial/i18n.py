@@ -315,6 +315,13 @@ ZH: dict[str, str] = {
     "no 4-bit arithmetic: every multiply is\nin the 16-bit compute dtype; gradients\n"
     "flow through W to x, never into W":
         "没有 4 位运算：每次乘法都在\n16 位计算精度下进行；梯度\n经 W 传到 x，从不流入 W",
+    # --- diagrams.py: what each GPU keeps (chapter 10) --------------------------------
+    "embeddings (16-bit)": "嵌入（16 位）",
+    "head (16-bit)": "输出头（16 位）",
+    "LoRA weights": "LoRA 权重",
+    "kept by this GPU": "本 GPU 持有",
+    "not held": "不持有",
+    "gathered whole during the step": "计算时临时完整聚合",
     # --- chapter 2: attention ---------------------------------------------------------
     "variance of the scores": "分数的方差",
     "Score variance": "分数方差",
