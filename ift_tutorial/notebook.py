@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from . import __version__, colab, rehearsal
-from .config import ExperimentConfig, available_presets, load_config, preset_from_env
+from .config import (ExperimentConfig, available_presets, load_config, preset_from_env,
+                     set_active_preset)
 from .errors import UserFacingError
 from .hardware import describe_hardware
 from .i18n import edition, set_edition
@@ -191,6 +192,7 @@ def setup_notebook(default: str = "tiny", seed: int = 0, runs_on_drive: bool = F
         colab.check_torch()  # Colab's own CUDA torch is kept: only its range is checked
     if runs_on_drive:
         colab.use_drive_for_runs()
+    set_active_preset(preset)  # IFT_MODEL_PATH, if set, is this preset's model folder
     config = load_config(preset)  # under IFT_REHEARSAL=1 this prints the rehearsal line
     big, rehearsing = needs_gpu(config), rehearsal.applies_to(config)
     if big and not rehearsing and not torch.cuda.is_available():
