@@ -115,9 +115,12 @@ def threads_per_rank(requested: int | None) -> int | None:
 def device_map() -> dict[str, int | str]:
     """Per-rank placement for a 4-bit model: all of it on this rank's GPU, or on the CPU.
 
-    A 4-bit model cannot be moved with ``.to()`` after loading, so each rank must load
-    it straight onto its own device: ``{"": local_rank}``. (``loading.default_device_map``
-    makes the same choice.) FSDP and ZeRO-3 shard it afterwards.
+    Each rank loads the model straight onto its own device: ``{"": local_rank}``.
+    (``loading.default_device_map`` makes the same choice.) A bitsandbytes 4-bit model can
+    be moved with ``.to(device)`` (transformers 5 refuses only a dtype cast, and
+    bitsandbytes' ``Params4bit.to`` carries the quantisation state along), but loading
+    each rank's copy where it computes saves the trip: loaded on GPU 0, all N copies would
+    sit there at once. FSDP and ZeRO-3 shard it afterwards.
     """
     if torch.cuda.is_available():
         return {"": local_rank()}

@@ -94,3 +94,36 @@ def test_quant_storage_matches_the_model_dtype() -> None:
     for dtype in (torch.bfloat16, torch.float16):
         q = quantization_config(ModelSettings(), dtype)
         assert q.bnb_4bit_quant_storage == dtype and q.bnb_4bit_compute_dtype == dtype
+
+
+def test_the_fsdp2_variant_that_the_config_describes(tmp_path, monkeypatch) -> None:
+    """fsdp_qlora.yaml's comment: `fsdp_version: 2` and `fsdp_reshard_after_forward: true`."""
+    from accelerate.utils import FullyShardedDataParallelPlugin
+
+    text = (ACCELERATE_DIR / "fsdp_qlora.yaml").read_text()
+    assert "fsdp_version: 1\n" in text and "fsdp_sharding_strategy: FULL_SHARD" in text
+    variant = tmp_path / "fsdp2_qlora.yaml"
+    variant.write_text(text.replace("fsdp_version: 1\n", "fsdp_version: 2\n").replace(
+        "fsdp_sharding_strategy: FULL_SHARD", "fsdp_reshard_after_forward: true"))
+    _, env = _launch_env(variant)
+    assert env["FSDP_VERSION"] == "2" and env["FSDP_RESHARD_AFTER_FORWARD"] == "true"
+    for key, value in env.items():  # what each launched process would see
+        if key.startswith("FSDP_"):
+            monkeypatch.setenv(key, value)
+    plugin = FullyShardedDataParallelPlugin()
+    assert plugin.fsdp_version == 2 and plugin.reshard_after_forward is True
+    # the FSDP1-only keys of the file are dropped or not read
+    assert plugin.backward_prefetch is None and plugin.forward_prefetch is None
+    assert plugin.use_orig_params is None and plugin.sync_module_states is None
+    assert plugin.cpu_ram_efficient_loading is True
+    assert plugin.auto_wrap_policy.__name__ == "transformer_auto_wrap_policy"
+
+
+def test_a_config_without_fsdp_version_gets_fsdp1(monkeypatch) -> None:
+    from accelerate.utils import FullyShardedDataParallelPlugin
+
+    monkeypatch.delenv("FSDP_VERSION", raising=False)
+    # without sync_module_states FSDP1's plugin needs no accelerator to be built
+    monkeypatch.setenv("FSDP_SYNC_MODULE_STATES", "false")
+    monkeypatch.setenv("FSDP_CPU_RAM_EFFICIENT_LOADING", "false")
+    assert FullyShardedDataParallelPlugin().fsdp_version == 1

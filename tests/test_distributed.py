@@ -158,3 +158,25 @@ def test_sharded_ranks_are_not_required_to_agree(monkeypatch) -> None:
     monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "3")
     assert distributed.sharding_strategy() == "zero3"
 
+
+
+def test_a_4bit_model_can_be_moved_but_not_cast() -> None:
+    """device_map()'s docstring: transformers 5 refuses a dtype cast of a bitsandbytes model,
+    not a device move, and Params4bit.to hands its quantisation state to the moved weight."""
+    import bitsandbytes as bnb
+
+    from ift_tutorial.loading import load_model
+
+    model = load_model(load_config("tiny").model)
+    layer = next(m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit))
+    ids = torch.tensor([[1, 5, 9, 12]])
+    with torch.no_grad():
+        before = model(input_ids=ids).logits
+    with pytest.raises(ValueError, match="cannot cast a bitsandbytes model"):
+        model.to(torch.float16)
+    assert model.to("cpu") is model  # the only device here; on a GPU machine "cuda:1" alike
+    moved = layer.weight.to("cpu")
+    assert type(moved) is bnb.nn.Params4bit and moved.bnb_quantized
+    assert moved.quant_state is layer.weight.quant_state  # absmax and code book travel along
+    with torch.no_grad():
+        assert torch.equal(model(input_ids=ids).logits, before)
