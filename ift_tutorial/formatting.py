@@ -59,6 +59,27 @@ def count(n: float | None, digits: int = 1) -> str:
     return f"{sign}{n:.0f}" if float(n).is_integer() else f"{sign}{_trim(f'{n:.{digits}f}')}"
 
 
+def count_in_words(n: float) -> str:
+    """A large count for a sentence, in the running edition's words.
+
+    English says millions and billions; Chinese counts in 万 (10⁴) and 亿 (10⁸).
+
+    Example:
+        >>> from ift_tutorial.i18n import set_edition
+        >>> count_in_words(7.6e9), count_in_words(2.08e6)
+        ('7.6 billion', '2.1 million')
+        >>> set_edition("zh")
+        >>> count_in_words(7.6e9), count_in_words(2.08e6)
+        ('76 亿', '208 万')
+        >>> set_edition(None)
+    """
+    from .i18n import edition
+
+    if edition() == "zh":
+        return f"{n / 1e8:.0f} 亿" if n >= 1e8 else f"{n / 1e4:.0f} 万"
+    return f"{_trim(f'{n / 1e9:.1f}')} billion" if n >= 1e9 else f"{_trim(f'{n / 1e6:.1f}')} million"
+
+
 def seconds(s: float | None) -> str:
     """A duration: ``0.35 s``, ``4.2 s``, ``89 s``, ``2 min 12 s``, ``1 h 2 min``.
 

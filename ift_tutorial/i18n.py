@@ -216,6 +216,9 @@ def t(text: str, /, **fields: object) -> str:
 #: ``{fields}`` of an entry are those of its English label; maths in Unicode, not ``$...$``.
 ZH: dict[str, str] = {
     # --- shared words --------------------------------------------------------------
+    # --- numbers inside prose (glued by the chapters) ------------------------------
+    "{n} in a thousand": "千分之 {n}",
+    "{low} to {high}": "{low} 到 {high}",
     "before": "微调前",
     "after": "微调后",
     "step": "步数",
