@@ -524,6 +524,9 @@ def plot_plan(plans: dict[str, MemoryPlan], gpu: str | None = "t4", ax=None):
     """Stacked bars of one or more plans (label -> plan), with a GPU's memory as a line.
 
     The legend names the components in the edition's language (:mod:`ift_tutorial.i18n`).
+    Components stack in the order of the plan that has the most of them; the 16-bit parts
+    that a sharded strategy gathers whole (:data:`GATHERED`) are drawn hatched in the colour
+    of the 16-bit parts, and every other component keeps its colour from plan to plan.
     """
     import matplotlib.pyplot as plt
 
@@ -532,11 +535,18 @@ def plot_plan(plans: dict[str, MemoryPlan], gpu: str | None = "t4", ax=None):
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
     labels = list(plans)
-    names = list(dict.fromkeys(k for p in plans.values() for k in p.components))
+    by_size = sorted(plans.values(), key=lambda p: -len(p.components))
+    names = list(dict.fromkeys(k for p in by_size for k in p.components))
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colours = dict(zip([n for n in names if n != GATHERED], cycle * len(names)))
     bottom = [0.0] * len(labels)
     for name in names:
         vals = [plans[l].components.get(name, 0) / GiB for l in labels]
-        ax.bar(labels, vals, bottom=bottom, label=t(name))
+        style = {"color": colours.get(name)}
+        if name == GATHERED:
+            kept = "16-bit parts (embeddings, head, norms, biases)"
+            style = {"color": colours.get(kept, cycle[0]), "hatch": "///", "edgecolor": "white"}
+        ax.bar(labels, vals, bottom=bottom, label=t(name), **style)
         bottom = [b + v for b, v in zip(bottom, vals)]
     if gpu:
         ax.axhline(GPUS[gpu], color="k", ls="--", lw=1)

@@ -70,3 +70,24 @@ def test_qlora_dataflow_stores_4_bits_and_computes_in_the_16_bit_dtype():
     assert "fp16 matmul" in texts and "LoRA in fp16" in texts and "bf16" not in texts
     assert "no 4-bit arithmetic" in texts
     plt.close("all")
+
+
+def test_ddp_vs_fsdp_draws_what_the_planner_shards():
+    from collections import Counter
+
+    from ift_tutorial.memory import SHARDING
+
+    fig = diagrams.ddp_vs_fsdp(num_gpus=4)
+    texts = _texts(fig)
+    for label in ("DDP", "ZeRO-1", "ZeRO-2", "ZeRO-3 / FSDP2", "FSDP1", "embeddings (16-bit)",
+                  "head (16-bit)", "LoRA gradients", "optimizer states", "gathered whole during the step"):
+        assert label in texts, label
+    patches = fig.axes[0].patches
+    cell = Counter(round(p.get_width(), 6) for p in patches).most_common(1)[0][0]
+    slices = sum(abs(p.get_width() - cell / 4) < 1e-6 for p in patches)  # a GPU's 1/4 shard
+    split = {"ddp": 0, "zero1": 1, "zero2": 2, "zero3": 6, "fsdp": 6}  # rows split per panel
+    assert slices == 4 * sum(split.values())
+    assert SHARDING["zero3"] == SHARDING["fsdp2"]  # one panel draws both
+    # hatched: FSDP1's root unit (embeddings and head) and ZeRO-3's head on every GPU, and the key
+    assert sum(bool(p.get_hatch()) for p in patches) == 4 * (2 + 1) + 1
+    plt.close(fig)

@@ -127,3 +127,20 @@ def test_fsdp1_counts_its_root_unit_whole_on_every_gpu():
     tied = count_parameters(architecture_config("Qwen/Qwen2.5-0.5B"))
     assert tied.root_params == tied.head_params == 151_936 * 896 + 896
 
+
+
+def test_plot_plan_stacks_the_gathered_parts_hatched_beside_the_16_bit_parts():
+    import matplotlib.pyplot as plt
+
+    from ift_tutorial.memory import plot_plan
+
+    cfg = load_config("qwen2.5-7b")
+    plans = {"1 GPU": plan_for_config(cfg), "FSDP1 x4": plan_for_config(cfg, strategy="fsdp", num_gpus=4)}
+    ax = plot_plan(plans)
+    bars = {c.get_label(): c.patches for c in ax.containers}
+    names = list(bars)
+    kept = "16-bit parts (embeddings, head, norms, biases)"
+    assert names.index(GATHERED) == names.index("optimizer states") + 1  # the bigger plan's order
+    assert bars[GATHERED][1].get_hatch() and bars[GATHERED][1].get_facecolor() == bars[kept][1].get_facecolor()
+    assert bars[GATHERED][0].get_height() == 0  # one GPU gathers nothing
+    plt.close(ax.figure)
