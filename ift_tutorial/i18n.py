@@ -292,7 +292,7 @@ ZH: dict[str, str] = {
     "attention, per layer": "注意力（每层）",
     "RoPE: rotate q and k by position": "RoPE：按位置旋转 q 和 k",
     "softmax(q kᵀ / √d_k + causal mask) v": "softmax(q kᵀ / √d_k + 因果掩码) v",
-    "o = W_o · (heads concatenated)": "o = W_o · (各头拼接)",
+    "o = W_o · (heads concatenated)": "o = W_o ·（各头拼接）",
     "k, v: fewer heads than q (grouped-query)": "k、v 的头比 q 少（分组查询注意力）",
     "SwiGLU MLP, per position": "SwiGLU MLP（逐位置）",
     # --- diagrams.py: LoRA and QLoRA (chapter 6) -------------------------------------
