@@ -1,15 +1,19 @@
 # The two commands of a fresh machine are `make book` (set up, then build and read the book)
 # and `make test` (set up, then run every test and every notebook). Everything else is a step.
 PYTHON ?= python3
-# The CPU build of torch: a plain `pip install torch` would pull a multi-GB CUDA build.
-TORCH_SPEC ?= torch==2.13.0
+# torch, when none is installed, is the CPU build: PyPI's Linux wheels are multi-GB CUDA
+# builds, so it comes from PyTorch's CPU index (`make setup TORCH_INDEX=` uses PyPI).
+# CI installs its CPU torch before calling make (.ci/run).
+TORCH_SPEC ?= torch>=2.4
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 # One run's outputs (adapter, checkpoints, metrics.json, loss.png).
 RUN_DIR ?= runs/tiny
 
 .PHONY: setup train tiny-model test test-unit test-notebooks test-rehearsal benchmarks clean book book-html
 
 setup:
-	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install "$(TORCH_SPEC)"
+	@$(PYTHON) -c "import torch" 2>/dev/null || \
+		$(PYTHON) -m pip install "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PYTHON) -m pip install -c constraints-colab.txt -e ".[dev]"  # the versions Colab gets too
 
 # QLoRA-tune the tiny preset on the CPU: the real 4-bit path, about 2-3 minutes.
@@ -48,12 +52,22 @@ test-rehearsal:
 # warnings are errors. Offline: no model hub. MPLBACKEND is unset so that the kernels draw
 # figures inline (with Agg they would draw nothing). IFT_QUIET_PROGRESS=1: no reader watches
 # the cells run, so no progress bars in the pages (ift_tutorial/progress.py).
+# Then the Chinese edition (book/zh, same code cells: book/sync_zh.py --check) into
+# book/_build/html/zh/: it executes its own notebooks (their figures have Chinese labels).
+# IFT_REUSE_RUNS=1: a training cell copies a finished run of the same config and code
+# (from `make test-notebooks`, or the English build for the Chinese one) instead of
+# training it again (ift_tutorial/finished_runs.py); with none, it trains.
+BOOK_ENV = env -u MPLBACKEND HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 \
+	TOKENIZERS_PARALLELISM=false IFT_QUIET_PROGRESS=1 IFT_REUSE_RUNS=1
+
 book: setup book-html
 
 book-html:
-	env -u MPLBACKEND HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 \
-		TOKENIZERS_PARALLELISM=false IFT_QUIET_PROGRESS=1 jupyter-book build book -W --keep-going
-	@echo "open book/_build/html/index.html"
+	$(BOOK_ENV) jupyter-book build book -W --keep-going
+	$(PYTHON) book/sync_zh.py --check
+	$(BOOK_ENV) jupyter-book build book/zh --path-output book/_build/zh -W --keep-going
+	rm -rf book/_build/html/zh && cp -r book/_build/zh/_build/html book/_build/html/zh
+	@echo "open book/_build/html/index.html (中文版: book/_build/html/zh/index.html)"
 
 benchmarks:
 	$(PYTHON) benchmarks/run_all.py
