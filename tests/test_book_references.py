@@ -53,12 +53,13 @@ def pages() -> dict[str, str]:
 
 
 def chapter_of(name: str) -> str | None:
-    """"7" for 07_fine_tuning.ipynb, "A" for the appendix, None for other pages."""
+    """"7" for 07_fine_tuning.ipynb, "A" for "# Appendix: ..." or "# Appendix A: ...", "B" for
+    "# Appendix B: ...", None for other pages."""
     if name.endswith(".ipynb"):
         title = pages()[name].lstrip().splitlines()[0]
-        m = re.match(r"# (?:Chapter (\d+)|Appendix)", title)
+        m = re.match(r"# (?:Chapter (\d+)|Appendix(?: ([A-Z]))?)", title)
         if m:
-            return m.group(1) or "A"
+            return m.group(1) or m.group(2) or "A"
     return None
 
 
@@ -126,6 +127,7 @@ def test_the_index_finds_numbered_sections_and_figures():
     assert set(map(str, range(1, 11))) <= set(known) and "A" in known
     assert "2.1" in known["2"]["sections"] and "2.1" in known["2"]["figures"]
     assert "A.1" in known["A"]["sections"]
+    assert "B.1" in known["B"]["sections"]  # Appendix B: the checkpoints
 
 
 def test_a_broken_reference_is_found(monkeypatch):
