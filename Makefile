@@ -31,7 +31,7 @@ test: setup
 	$(MAKE) test-notebooks
 	$(MAKE) test-rehearsal
 	$(MAKE) book-html
-	IFT_BOOK_TESTS=1 $(PYTHON) -m pytest tests/test_book.py
+	IFT_BOOK_TESTS=1 $(PYTHON) -m pytest tests/test_book.py tests/test_book_editions.py
 
 test-unit:
 	$(PYTHON) -m pytest tests
