@@ -295,3 +295,57 @@ def merge_shardwise(
     if (base / "generation_config.json").is_file():
         shutil.copyfile(base / "generation_config.json", output_dir / "generation_config.json")
     return output_dir
+
+
+# --- checking a merge tensor by tensor: what fits where two 16-bit 7B models do not -------
+
+
+def _tensor(folder: Path, weight_map: dict[str, str], name: str) -> torch.Tensor:
+    from safetensors import safe_open
+
+    with safe_open(str(folder / weight_map[name]), framework="pt", device="cpu") as f:
+        return f.get_tensor(name)
+
+
+def adapted_weight(config: ExperimentConfig, adapter_dir: str | Path,
+                   name: str | None = None) -> tuple[str, torch.Tensor, torch.Tensor]:
+    """One adapted base weight and its update, read from the files (no model is loaded).
+
+    Returns:
+        ``(name, W, update)``: the weight's name (the first adapted one unless ``name``),
+        ``W`` (out, in) in fp32 as the base stores it, and ``update = scale * B @ A``.
+    """
+    updates, _ = read_adapter(resolve_path(adapter_dir))
+    name = name or sorted(updates)[0]
+    base = base_model_folder(config.model)
+    weight_map, _ = shard_files(base)
+    return name, _tensor(base, weight_map, name).float(), updates[name].delta()
+
+
+def check_merged_tensors(config: ExperimentConfig, adapter_dir: str | Path, merged_dir: str | Path,
+                         limit: int | None = None) -> float:
+    """The largest difference between the merged folder's adapted tensors and ``W + s·BA``.
+
+    Each adapted tensor is read from the base, the adapter and the merged folder one at a
+    time, so this checks a 7B merge on a machine that cannot hold two 16-bit copies of the
+    model (a free Colab VM). ``limit`` checks only the first that many, in name order.
+
+    Raises:
+        MergeError: a merged tensor differs from ``W + s·BA`` by more than the rounding of
+            its dtype allows (named, with the difference).
+    """
+    updates, _ = read_adapter(resolve_path(adapter_dir))
+    base, merged = base_model_folder(config.model), Path(merged_dir)
+    base_map, _ = shard_files(base)
+    merged_map, _ = shard_files(merged)
+    worst = 0.0
+    for name in sorted(updates)[:limit]:
+        got = _tensor(merged, merged_map, name)
+        expected = (_tensor(base, base_map, name).float() + updates[name].delta()).to(got.dtype)
+        diff = (got.float() - expected.float()).abs().max().item()
+        allowed = torch.finfo(got.dtype).eps * max(1.0, expected.float().abs().max().item())
+        if diff > allowed:
+            raise MergeError(f"{display_path(merged)}: {name} differs from W + s*B@A by {diff:.2e} "
+                             f"(allowed {allowed:.1e})")
+        worst = max(worst, diff)
+    return worst

@@ -1,0 +1,165 @@
+"""The Chinese edition (book/zh) is the English book's twin: the same code, Chinese prose.
+
+Every English chapter has a twin with byte-identical code cells (source and metadata, in
+the same order); every prose cell is written in Chinese; the twin has the same numbered
+sections and figures, its references resolve, its Colab badge opens the Chinese notebook,
+and its table of contents lists the same chapters.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from functools import cache
+from pathlib import Path
+
+import pytest
+import yaml
+
+BOOK = Path(__file__).resolve().parents[1] / "book"
+ENGLISH = BOOK / "chapters"
+CHINESE = BOOK / "zh" / "chapters"
+sys.path.insert(0, str(BOOK))
+import sync_zh  # noqa: E402  (book/sync_zh.py, the tool that keeps the twins in step)
+
+NUM = r"(?:\d+|[A-Z])\.\d+"
+HEADING = re.compile(rf"(?m)^#{{2,4}}\s+({NUM})\s")
+CAPTION_EN = re.compile(rf"(?m)^\*?Figure ({NUM}):")
+CAPTION_ZH = re.compile(rf"(?m)^\*?图 ?({NUM})[:：]")
+SECTION_REF_ZH = re.compile(rf"({NUM}) ?节")
+CHAPTER_REF_ZH = re.compile(r"第 ?(\d+) ?章")
+FIGURE_REF_ZH = re.compile(rf"图 ?({NUM})")
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _source(cell: dict) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+@cache
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _prose(nb: dict) -> str:
+    text = "\n\n".join(_source(c) for c in nb["cells"] if c["cell_type"] == "markdown")
+    text = re.sub(r"(?ms)^(```|~~~).*?^\1", "", text)
+    return re.sub(r"`[^`\n]*`", "", text)
+
+
+def english_chapters() -> list[Path]:
+    return sorted(ENGLISH.glob("*.ipynb"))
+
+
+def _code(nb: dict) -> list[tuple[str, dict]]:
+    return [(_source(c), c.get("metadata", {})) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def test_every_english_chapter_has_a_chinese_twin():
+    missing = [p.name for p in english_chapters() if not (CHINESE / p.name).is_file()]
+    extra = sorted({p.name for p in CHINESE.glob("*.ipynb")} - {p.name for p in english_chapters()})
+    assert not missing and not extra, f"missing twins: {missing}; twins without a chapter: {extra}"
+
+
+@pytest.mark.parametrize("path", english_chapters(), ids=lambda p: p.name)
+def test_code_cells_are_byte_identical(path):
+    english, chinese = _code(_read(path)), _code(_read(CHINESE / path.name))
+    assert len(english) == len(chinese), f"{len(english)} code cells in English, {len(chinese)} in Chinese"
+    for i, (en, zh) in enumerate(zip(english, chinese)):
+        assert en == zh, f"code cell {i} differs: run `python book/sync_zh.py`"
+
+
+@pytest.mark.parametrize("path", english_chapters(), ids=lambda p: p.name)
+def test_every_prose_cell_is_written_in_chinese(path):
+    chinese = _read(CHINESE / path.name)
+    english_ids = [c["id"] for c in _read(path)["cells"] if c["cell_type"] == "markdown"]
+    assert [c["id"] for c in chinese["cells"] if c["cell_type"] == "markdown"] == english_ids
+    untranslated = [c["id"] for c in chinese["cells"] if sync_zh.needs_translation(c)]
+    assert not untranslated, f"markdown cells still in English: {untranslated}"
+
+
+@pytest.mark.parametrize("path", english_chapters(), ids=lambda p: p.name)
+def test_same_numbered_sections_and_figures(path):
+    english, chinese = _prose(_read(path)), _prose(_read(CHINESE / path.name))
+    assert HEADING.findall(chinese) == HEADING.findall(english)
+    assert CAPTION_ZH.findall(chinese) == CAPTION_EN.findall(english)
+
+
+def _known() -> tuple[set[str], set[str], set[str]]:
+    chapters, sections, figures = set(), set(), set()
+    for path in english_chapters():
+        prose = _prose(_read(path))
+        m = re.match(r"# Chapter (\d+)", prose.lstrip())
+        if m:
+            chapters.add(m.group(1))
+        sections |= set(HEADING.findall(prose))
+        figures |= set(CAPTION_EN.findall(prose))
+    return chapters, sections, figures
+
+
+@pytest.mark.parametrize("path", english_chapters(), ids=lambda p: p.name)
+def test_chinese_references_resolve(path):
+    prose = _prose(_read(CHINESE / path.name))
+    prose = re.sub(r"原文[^。\n]{0,12}第 ?\d+ ?[章节]", "", prose)  # the article's own numbering
+    chapters, sections, figures = _known()
+    bad = ([f"第 {n} 章" for n in CHAPTER_REF_ZH.findall(prose) if n not in chapters]
+           + [f"{n} 节" for n in SECTION_REF_ZH.findall(prose) if n not in sections]
+           + [f"图 {n}" for n in FIGURE_REF_ZH.findall(prose) if n not in figures])
+    assert not bad, f"references to nothing: {bad}"
+
+
+@pytest.mark.parametrize("path", english_chapters(), ids=lambda p: p.name)
+def test_colab_badge_opens_the_chinese_notebook(path):
+    first = _source(_read(CHINESE / path.name)["cells"][0])
+    assert CJK.search(first.splitlines()[0]), "the title is not in Chinese"
+    urls = re.findall(r"https://colab\.research\.google\.com/github/\S+?\.ipynb", first)
+    assert urls and all(u.endswith(f"/book/zh/chapters/{path.name}") for u in urls), urls
+
+
+def _toc_files(toc_path: Path) -> list[str]:
+    toc = yaml.safe_load(toc_path.read_text(encoding="utf-8"))
+    files = [toc["root"]]
+    for part in toc["parts"]:
+        files += [c["file"] for c in part["chapters"]]
+    return files
+
+
+def test_the_tables_of_contents_list_the_same_chapters():
+    english = [f for f in _toc_files(BOOK / "_toc.yml") if f.startswith("chapters/")]
+    chinese = [f for f in _toc_files(BOOK / "zh" / "_toc.yml") if f.startswith("chapters/")]
+    assert chinese == english
+    for page in _toc_files(BOOK / "zh" / "_toc.yml"):
+        assert any((BOOK / "zh" / f"{page}{s}").is_file() for s in (".md", ".ipynb")), page
+    assert CJK.search((BOOK / "zh" / "intro.md").read_text(encoding="utf-8"))
+
+
+def test_the_sync_tool_finds_a_changed_code_cell_and_puts_it_back():
+    english = _read(english_chapters()[0])
+    chinese = json.loads(json.dumps(_read(CHINESE / english_chapters()[0].name)))
+    code = next(c for c in chinese["cells"] if c["cell_type"] == "code")
+    code["source"] = ["print('drifted')\n"]
+    report = sync_zh.Report("x")
+    twin = sync_zh.merged(english, chinese, report)
+    assert report.code_updated == 1 and _code(twin) == _code(english)
+    assert [c["source"] for c in twin["cells"] if c["cell_type"] == "markdown"] == [
+        c["source"] for c in chinese["cells"] if c["cell_type"] == "markdown"]  # prose kept
+
+
+def test_the_glossary_gives_every_term_its_english_original():
+    rows = [line for line in (BOOK / "zh" / "glossary.md").read_text(encoding="utf-8").splitlines()
+            if line.startswith("| ") and not line.startswith("| 中文") and "---" not in line]
+    assert len(rows) >= 50
+    for row in rows:
+        zh, en = [c.strip() for c in row.strip("|").split("|")][:2]
+        assert CJK.search(zh) and re.search(r"[A-Za-z]", en), row
+
+
+def test_the_chinese_readme_gives_the_same_two_commands():
+    root = BOOK.parent
+    english = (root / "README.md").read_text(encoding="utf-8")
+    chinese = (root / "README.zh.md").read_text(encoding="utf-8")
+    commands = lambda text: re.findall(r"(?m)^(make (?:book|test))\s+#", text)  # noqa: E731
+    assert commands(chinese) == commands(english) == ["make book", "make test"]
+    assert "README.zh.md" in english and "(README.md)" in chinese
