@@ -3,7 +3,7 @@
 Runs ``ift_tutorial.training.train`` with the ``tiny`` preset into a temporary folder
 and prints wall time (training alone and the whole command), seconds per step, peak
 resident memory, and held-out exact match before and after. The target for the full
-preset (600 steps) is a few minutes on a 2-core CPU that nobody else is using.
+preset (400 steps) is a few minutes on a 2-core CPU that nobody else is using.
 
     python benchmarks/bench_tiny_training.py            # the full preset
     python benchmarks/bench_tiny_training.py --steps 50 --no-eval

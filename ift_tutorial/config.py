@@ -199,11 +199,37 @@ def find_config(name_or_path: str | os.PathLike[str], base: Path | None = None) 
     )
 
 
+_NUMBER_TYPES = {"float": float, "float | None": float, "int": int, "int | None": int}
+
+
+def _number(value: Any, kind: type, key: str, where: str) -> Any:
+    """A numeric field's value as a number: YAML reads ``2e-5`` (no dot) as text."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: {key} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where}: {key} must be a number, got {value!r}")
+    if kind is int:
+        if value != int(value):
+            raise ConfigError(f"{where}: {key} must be a whole number, got {value!r}")
+        return int(value)
+    return float(value)
+
+
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(known)}")
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(fields)}")
+    values = dict(values)
+    for key, value in values.items():
+        kind = _NUMBER_TYPES.get(str(fields[key].type))
+        if kind is not None:
+            values[key] = _number(value, kind, key, where)
     return cls(**values)
 
 
