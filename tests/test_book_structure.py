@@ -15,17 +15,13 @@ import re
 from pathlib import Path
 
 import pytest
+from test_book_references import _source
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 CHAPTERS = sorted((BOOK / "chapters").glob("[0-9][0-9]_*.ipynb"))
 HIDDEN = {"hide-input", "remove-input", "remove-cell", "hide-cell"}
 EDITIONS = {"en": ("**Learning goals.**", "## Summary", "## Exercises"),
             "zh": ("**学习目标。**", "## 小结", "## 练习")}
-
-
-def _source(cell: dict) -> str:
-    src = cell.get("source", "")
-    return "".join(src) if isinstance(src, list) else src
 
 
 def _cells(path: Path) -> list[dict]:

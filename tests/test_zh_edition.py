@@ -22,20 +22,15 @@ ENGLISH = BOOK / "chapters"
 CHINESE = BOOK / "zh" / "chapters"
 sys.path.insert(0, str(BOOK))
 import sync_zh  # noqa: E402  (book/sync_zh.py, the tool that keeps the twins in step)
+from test_book_references import CAPTION as CAPTION_EN  # noqa: E402  (the English book's own)
+from test_book_references import HEADING, NUM, _source  # noqa: E402
+from test_book_references import _prose as _markdown_prose  # noqa: E402
 
-NUM = r"(?:\d+|[A-Z])\.\d+"
-HEADING = re.compile(rf"(?m)^#{{2,4}}\s+({NUM})\s")
-CAPTION_EN = re.compile(rf"(?m)^\*?Figure ({NUM}):")
 CAPTION_ZH = re.compile(rf"(?m)^\*?图 ?({NUM})[:：]")
 SECTION_REF_ZH = re.compile(rf"({NUM}) ?节")
 CHAPTER_REF_ZH = re.compile(r"第 ?(\d+) ?章")
 FIGURE_REF_ZH = re.compile(rf"图 ?({NUM})")
 CJK = re.compile(r"[\u4e00-\u9fff]")
-
-
-def _source(cell: dict) -> str:
-    src = cell.get("source", "")
-    return "".join(src) if isinstance(src, list) else src
 
 
 @cache
@@ -44,9 +39,8 @@ def _read(path: Path) -> dict:
 
 
 def _prose(nb: dict) -> str:
-    text = "\n\n".join(_source(c) for c in nb["cells"] if c["cell_type"] == "markdown")
-    text = re.sub(r"(?ms)^(```|~~~).*?^\1", "", text)
-    return re.sub(r"`[^`\n]*`", "", text)
+    """A notebook's markdown without code (test_book_references._prose)."""
+    return _markdown_prose("\n\n".join(_source(c) for c in nb["cells"] if c["cell_type"] == "markdown"))
 
 
 def english_chapters() -> list[Path]:
