@@ -31,7 +31,7 @@ test: setup
 	$(MAKE) test-notebooks
 	$(MAKE) test-rehearsal
 	$(MAKE) book-html
-	IFT_BOOK_TESTS=1 $(PYTHON) -m pytest tests/test_book.py tests/test_book_editions.py
+	IFT_BOOK_TESTS=1 $(PYTHON) -m pytest tests/book/test_book.py tests/book/test_book_editions.py
 
 test-unit:
 	$(PYTHON) -m pytest tests
@@ -39,10 +39,10 @@ test-unit:
 test-notebooks:
 	$(PYTHON) -m pytest --nbval-lax book/chapters
 
-# Rehearsal (ift_tutorial/rehearsal.py): the 7B branches on the CPU, with shrunk random
+# Rehearsal (ift_tutorial/rehearsal/): the 7B branches on the CPU, with shrunk random
 # stand-ins of the presets' real architectures. `pytest tests` already runs
 # `IFT_REHEARSAL=1 ift-tutorial train --config P ... --set training.max_steps=2` for every
-# 7B preset (tests/test_rehearsal.py); this runs the chapters whose code depends on the
+# 7B preset (tests/rehearsal/test_rehearsal.py); this runs the chapters whose code depends on the
 # preset. The other chapters run the same code under every preset (test-notebooks).
 PRESET_CHAPTERS = $(shell grep -l -E 'load_config.PRESET|PRESET [!=]=' book/chapters/*.ipynb)
 test-rehearsal:
@@ -51,12 +51,12 @@ test-rehearsal:
 # Execute every chapter (cached in book/_build/.jupyter_cache) and build the HTML book;
 # warnings are errors. Offline: no model hub. MPLBACKEND is unset so that the kernels draw
 # figures inline (with Agg they would draw nothing). IFT_QUIET_PROGRESS=1: no reader watches
-# the cells run, so no progress bars in the pages (ift_tutorial/progress.py).
+# the cells run, so no progress bars in the pages (ift_tutorial/training/progress.py).
 # Then the Chinese edition (book/zh, same code cells: book/sync_zh.py --check) into
 # book/_build/html/zh/: it executes its own notebooks (their figures have Chinese labels).
 # IFT_REUSE_RUNS=1: a training cell copies a finished run of the same config and code
 # (from `make test-notebooks`, or the English build for the Chinese one) instead of
-# training it again (ift_tutorial/finished_runs.py); with none, it trains.
+# training it again (ift_tutorial/training/finished_runs.py); with none, it trains.
 BOOK_ENV = env -u MPLBACKEND HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 \
 	TOKENIZERS_PARALLELISM=false IFT_QUIET_PROGRESS=1 IFT_REUSE_RUNS=1
 

@@ -6,8 +6,8 @@ Usage::
     python benchmarks/bench_attention.py --threads 2 --repeats 10
 
 Both compute softmax(Q K^T / sqrt(d_k)) V with a causal mask and give the same
-numbers (``tests/test_attention.py``). The teaching version
-(:func:`ift_tutorial.attention.scaled_dot_product_attention`) loses, increasingly
+numbers (``tests/scratch/test_attention.py``). The teaching version
+(:func:`ift_tutorial.scratch.attention.scaled_dot_product_attention`) loses, increasingly
 with the sequence length, because it does the formula literally:
 
 - it materialises the whole (B, H, L, S) score matrix, then a masked copy, then
@@ -34,7 +34,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ift_tutorial.attention import scaled_dot_product_attention
+from ift_tutorial.scratch.attention import scaled_dot_product_attention
 
 #: (batch, heads, seq_len, head_dim)
 SIZES = [

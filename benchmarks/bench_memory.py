@@ -1,6 +1,6 @@
 """Memory planner vs measurement on the CPU: the tiny preset and a Qwen2.5-7B slice.
 
-Runs ``ift_tutorial.dry_run.dry_run`` (random weights, 4-bit NF4, LoRA, real
+Runs ``ift_tutorial.planning.dry_run.dry_run`` (random weights, 4-bit NF4, LoRA, real
 optimizer steps) and prints, per component, the planner's bytes beside the bytes
 actually allocated, and the planned total beside the measured peak.
 
@@ -13,10 +13,10 @@ import argparse
 
 import torch
 
-from ift_tutorial.architectures import architecture_config
+from ift_tutorial.planning.architectures import architecture_config
 from ift_tutorial.config import ConfigError, load_config
-from ift_tutorial.dry_run import dry_run, format_report
-from ift_tutorial.memory import STATIC, GiB
+from ift_tutorial.planning.dry_run import dry_run, format_report
+from ift_tutorial.planning.memory import STATIC, GiB
 
 
 def run(preset: str, overrides: list[str], layers: int | None, seq_len: int, batch: int,

@@ -1,6 +1,6 @@
 """Time and memory of the tiny preset's QLoRA run on this machine.
 
-Runs ``ift_tutorial.training.train`` with the ``tiny`` preset into a temporary folder
+Runs ``ift_tutorial.training.trainer.train`` with the ``tiny`` preset into a temporary folder
 and prints wall time (training alone and the whole command), seconds per step, peak
 resident memory, and held-out exact match before and after. The target for the full
 preset (400 steps) is a few minutes on a 2-core CPU that nobody else is using.
@@ -15,7 +15,7 @@ import argparse
 import tempfile
 
 from ift_tutorial.config import load_config
-from ift_tutorial.training import train
+from ift_tutorial.training.trainer import train
 
 
 def main() -> None:

@@ -2,9 +2,9 @@
 
 Nothing is downloaded. For each case (a 7B preset and a compute dtype):
 
-1. the preset's full-depth architecture (``ift_tutorial.architectures``) gets random
+1. the preset's full-depth architecture (``ift_tutorial.planning.architectures``) gets random
    weights drawn directly on the GPU, its linear layers quantised to 4-bit NF4 there
-   (``ift_tutorial.dry_run.build_quantized_model``);
+   (``ift_tutorial.planning.dry_run.build_quantized_model``);
 2. ``fp16`` is the T4 recipe: the process may allocate no more than a T4 leaves (the
    planner's 15 GiB less its CUDA-context allowance, through
    ``torch.cuda.set_per_process_memory_fraction``); ``bf16`` is the A100/L4/H100 recipe;
@@ -12,7 +12,7 @@ Nothing is downloaded. For each case (a 7B preset and a compute dtype):
    ``SFTTrainer``, the preset's LoRA, assistant-only loss, fp16 GradScaler or bf16) run
    on examples of ``max_length`` tokens (1024) with the preset's per-device batch, the
    tokenizer a stand-in with the preset's special tokens and chat template;
-4. one chapter-8 style answer is generated (``evaluation.generate_responses``);
+4. one chapter-8 style answer is generated (``inference.generation.generate_responses``);
 5. a shard-wise merge (``merging.merge_shardwise``, on the CPU) of a LoRA adapter into a
    16-bit checkpoint of the same architecture (its real widths and vocabulary, two
    layers, saved in several shards) is compared with base + adapter: the merged model's
@@ -61,7 +61,7 @@ NO_GPU = ("gpu_smoke.py needs a CUDA GPU (torch.cuda.is_available() is False on 
 
 def default_cases() -> list[str]:
     """``preset:dtype`` for every 7B preset and both dtypes, the Qwen fp16 case first."""
-    from ift_tutorial.architectures import KNOWN_ARCHITECTURES
+    from ift_tutorial.planning.architectures import KNOWN_ARCHITECTURES
     from ift_tutorial.config import available_presets, load_config
 
     presets = [p for p in available_presets()
@@ -79,7 +79,7 @@ def parse_case(case: str) -> tuple[str, str]:
 
 def t4_allocatable_bytes() -> int:
     """What a T4 leaves to PyTorch's allocator: the planner's usable 15 GiB less the CUDA context."""
-    from ift_tutorial.memory import CUDA_OVERHEAD_BYTES, GPUS, GiB
+    from ift_tutorial.planning.memory import CUDA_OVERHEAD_BYTES, GPUS, GiB
 
     return int(GPUS["t4"] * GiB) - CUDA_OVERHEAD_BYTES
 
@@ -90,7 +90,7 @@ def t4_allocatable_bytes() -> int:
 def case_tokenizer(config):
     """The preset's tokenizer without a download: a stand-in with its special tokens and template."""
     from ift_tutorial.paths import resolve_path
-    from ift_tutorial.rehearsal import stand_in_tokenizer
+    from ift_tutorial.rehearsal.standins import stand_in_tokenizer
 
     tok = stand_in_tokenizer(config.model.name_or_path)
     if config.model.chat_template:
@@ -159,13 +159,13 @@ def train_and_generate(preset: str, dtype: str, *, steps: int, seq_len: int | No
     """Steps 1-4 of a case; returns its measurements."""
     import torch
 
-    from ift_tutorial.architectures import architecture_config
+    from ift_tutorial.planning.architectures import architecture_config
     from ift_tutorial.config import load_config
-    from ift_tutorial.dry_run import build_quantized_model
-    from ift_tutorial.evaluation import generate_responses
-    from ift_tutorial.hardware import Precision, trainable_dtype
-    from ift_tutorial.memory import CUDA_OVERHEAD_BYTES, GiB, plan_for_config
-    from ift_tutorial.training import build_trainer, sft_config
+    from ift_tutorial.planning.dry_run import build_quantized_model
+    from ift_tutorial.inference.generation import generate_responses
+    from ift_tutorial.planning.hardware import Precision, trainable_dtype
+    from ift_tutorial.planning.memory import CUDA_OVERHEAD_BYTES, GiB, plan_for_config
+    from ift_tutorial.training.trainer import build_trainer, sft_config
 
     base = load_config(preset)
     seq_len = seq_len or base.model.max_length
@@ -261,9 +261,9 @@ def merge_check(preset: str, dtype: str, *, device: str, out_dir: Path, seq_len:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from ift_tutorial.architectures import architecture_config
+    from ift_tutorial.planning.architectures import architecture_config
     from ift_tutorial.config import load_config
-    from ift_tutorial.merging import merge_shardwise
+    from ift_tutorial.inference.merging import merge_shardwise
 
     config = load_config(preset)
     on_gpu = device != "cpu"

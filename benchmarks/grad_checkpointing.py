@@ -68,7 +68,7 @@ def build(case: str, arch: Any, seed: int = 0) -> tuple[torch.nn.Module, torch.o
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from ift_tutorial.dry_run import build_quantized_model
+    from ift_tutorial.planning.dry_run import build_quantized_model
 
     torch.manual_seed(seed)
     if case == "lora-nf4":

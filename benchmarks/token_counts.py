@@ -27,11 +27,13 @@ import sys
 from pathlib import Path
 
 from ift_tutorial.config import load_config
-from ift_tutorial.evaluation import read_gsm8k_set, read_ifeval_set, read_perplexity_set
-from ift_tutorial.instruction_data import load_conversations
+from ift_tutorial.evaluation.gsm8k import read_gsm8k_set
+from ift_tutorial.evaluation.ifeval.scoring import read_ifeval_set
+from ift_tutorial.evaluation.perplexity import read_perplexity_set
+from ift_tutorial.instructions.dataset import load_conversations
 from ift_tutorial.loading import load_tokenizer
 from ift_tutorial.paths import display_path
-from ift_tutorial.sources import parse_sources
+from ift_tutorial.instructions.sources import parse_sources
 
 #: Qwen's pre-tokenizer pattern (the same in Qwen and Qwen2/2.5).
 QWEN_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         prompts.setdefault("ifeval prompts", []).extend(
             [[{"role": "user", "content": p.prompt}] for p in read_ifeval_set(source)[0]])
     if config.data.eval_gsm8k:
-        from ift_tutorial.gsm8k import gsm8k_prompt
+        from ift_tutorial.evaluation.gsm8k import gsm8k_prompt
 
         prompts["gsm8k prompts"] = [[{"role": "user", "content": gsm8k_prompt(p.question, p.lang)}]
                                     for p in read_gsm8k_set(config.data.eval_gsm8k)[0]]

@@ -15,26 +15,29 @@ A typical run, the same for the tiny preset on a CPU and a 7B preset on a GPU::
     report = evaluate_config(config, adapter="runs/mine/adapter")
     print(generate(config, ["What is 7 + 8?"], adapter="runs/mine/adapter"))
 
-The package holds three kinds of code, kept apart:
+The package's layout shows the three kinds of code the book has, and the stages of a run.
+At the top sit the concepts every stage uses: ``config`` (presets and YAML files, where a
+rehearsal is applied), ``loading`` (a 4-bit base model and its tokenizer), ``paths``,
+``errors``, ``i18n`` (the edition's language) and ``formatting`` (numbers for people),
+``jsonl``, ``quiet`` and the ``cli``. Around them, one subpackage per stage or kind:
 
-* **the production pipeline** (what ``ift-tutorial`` runs, built on transformers, peft,
-  trl, bitsandbytes, datasets and accelerate): ``config``, ``loading``,
-  ``instruction_data``, ``training``, ``checkpoints``, ``runlock``, ``evaluation``,
-  ``generation``, ``merging``, ``memory`` (the planner), ``dry_run``, ``distributed``,
-  ``hardware``, ``devices`` (inputs to the model's device), ``paths``, ``errors``, ``cli``;
-* **from-scratch teaching code**, each module checked against the production library
-  it explains and never imported by the pipeline: ``attention`` and ``seq2seq``
-  (chapters 2-3), ``llama`` (chapter 4), ``quantization`` (NF4) and ``lora`` (chapter 6),
-  ``diagrams`` (the book's figures);
-* **the tiny world's generators**, which made the shipped tiny preset: ``corpus``
-  (the made-up bilingual world), ``tokenizer``, ``pretrain``, ``tasks``.
+* **the production pipeline**, built on transformers, peft, trl, bitsandbytes, datasets
+  and accelerate: ``instructions`` (formats, files, hub sources, checks: chapter 5),
+  ``training`` (the trainer, checkpoints, the run lock, distributed launch: chapters 7
+  and 10), ``evaluation`` (one module per suite, a runner and a report: chapter 8),
+  ``inference`` (generation and merging: chapter 8), ``planning`` (architectures,
+  hardware, the memory planner and the dry run: chapter 6);
+* **from-scratch teaching code**, each module checked against the production library it
+  explains and never imported by the pipeline: ``scratch`` (attention and seq2seq,
+  chapters 2-3; the Llama block, chapter 4; NF4 and LoRA, chapter 6);
+* **what makes the two scales**: ``tinyworld`` (the bilingual world, tokenizer,
+  pretraining and tasks behind the tiny preset: chapter 1) and ``rehearsal`` (a 7B
+  preset's stand-ins, so that its code path runs on a CPU);
+* **the book's own helpers**: ``book`` (the notebooks' setup cell, plots, diagrams, fonts,
+  Colab).
 
-Chapters map to modules: 1 ``corpus``/``pretrain``/``tasks``; 2-4 ``attention``,
-``seq2seq``, ``llama``, ``architectures``; 5 ``instruction_data``; 6 ``quantization``,
-``lora``, ``memory``, ``dry_run``; 7 ``training``, ``checkpoints``, ``plots``;
-8 ``evaluation``, ``generation``, ``merging``; 10 ``distributed``. ``notebook`` is the
-chapters' setup cell; ``i18n`` says which edition runs (English, or the Chinese one in
-``book/zh``) and holds the Chinese figure labels, ``fonts`` draws them.
+Each subpackage's docstring lists its modules. Nothing imports in a circle, and nothing
+below ``config`` asks whether a run is a rehearsal.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from .quiet import silence_known_messages as _silence_known_messages
 # CPUs with AVX512-BF16 (see ift_tutorial/quiet.py). Only logging/warnings filters.
 _silence_known_messages()
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 #: Public name -> the module that defines it.
 _EXPORTS: dict[str, str] = {
@@ -60,19 +63,19 @@ _EXPORTS: dict[str, str] = {
     "load_model": "loading",
     "load_tokenizer": "loading",
     # instruction data
-    "load_conversations": "instruction_data",
-    "check_data": "instruction_data",
-    "prepare_dataset": "instruction_data",
+    "load_conversations": "instructions.dataset",
+    "check_data": "instructions.dataset",
+    "prepare_dataset": "instructions.dataset",
     # training, evaluation, use
-    "train": "training",
-    "evaluate_model": "evaluation",
-    "evaluate_config": "evaluation",
-    "generate": "generation",
-    "merge_adapter": "merging",
-    "score_ifeval": "ifeval",
+    "train": "training.trainer",
+    "evaluate_model": "evaluation.runner",
+    "evaluate_config": "evaluation.runner",
+    "generate": "inference.generation",
+    "merge_adapter": "inference.merging",
+    "score_ifeval": "evaluation.ifeval.scoring",
     # planning
-    "plan_memory": "memory",
-    "plan_for_config": "memory",
+    "plan_memory": "planning.memory",
+    "plan_for_config": "planning.memory",
     # where runs go
     "runs_dir": "paths",
     # the book's two editions: figure labels in English or Chinese

@@ -48,7 +48,7 @@ def _print_json(obj: object) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     cfg = _config(args)  # a bad config fails fast, before the heavy imports
-    from .training import train
+    from .training.trainer import train
 
     metrics = train(cfg, args.output_dir, resume=args.resume, evaluate=not args.no_eval)
     _print_json(metrics)
@@ -57,7 +57,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     cfg = _config(args)
-    from .evaluation import evaluate_config
+    from .evaluation.runner import evaluate_config
 
     report = evaluate_config(cfg, adapter=args.adapter, output=args.output)
     _print_json(report)
@@ -66,8 +66,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     cfg = _config(args)
-    from .generation import chat_loop, generate_cli
-    from .rehearsal import cap_max_new_tokens
+    from .inference.generation import chat_loop, generate_cli
+    from .rehearsal.preset import cap_max_new_tokens
 
     args.max_new_tokens = cap_max_new_tokens(cfg, args.max_new_tokens)  # IFT_REHEARSAL=1
     if args.prompt:
@@ -80,7 +80,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 def _cmd_merge(args: argparse.Namespace) -> int:
     cfg = _config(args)
-    from .merging import merge_adapter
+    from .inference.merging import merge_adapter
 
     from .paths import display_path
 
@@ -92,31 +92,31 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 def _cmd_check_data(args: argparse.Namespace) -> int:
     if args.overrides and not args.config:
         raise ConfigError("--set changes a config: give one with --config (e.g. --config tiny)")
-    from .instruction_data import check_data_cli
+    from .instructions.dataset import check_data_cli
 
     return check_data_cli(args)
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
-    from .pretrain import pretrain_cli
+    from .tinyworld.pretrain import pretrain_cli
 
     return pretrain_cli(args)
 
 
 def _cmd_plan_memory(args: argparse.Namespace) -> int:
-    from .memory import plan_memory_cli
+    from .planning.memory import plan_memory_cli
 
     return plan_memory_cli(args)
 
 
 def _cmd_dry_run(args: argparse.Namespace) -> int:
-    from .dry_run import dry_run_cli
+    from .planning.dry_run import dry_run_cli
 
     return dry_run_cli(args)
 
 
 def _cmd_score_ifeval(args: argparse.Namespace) -> int:
-    from .ifeval import score_ifeval_cli
+    from .evaluation.ifeval.scoring import score_ifeval_cli
 
     return score_ifeval_cli(args)
 
@@ -287,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .runlock import die_with_launcher
+    from .training.runlock import die_with_launcher
 
     die_with_launcher()  # under torchrun: die with the launcher, even if it is SIGKILLed
     args = build_parser().parse_args(argv)

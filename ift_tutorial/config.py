@@ -33,9 +33,9 @@ from typing import Any
 import yaml
 
 from .errors import UserFacingError
-from .paths import CONFIGS_DIR, looks_like_local_path, resolve_path
-from .rehearsal import cap_raw_config
-from .sources import HubSource, parse_source, parse_sources
+from .paths import CONFIGS_DIR, is_large_model, looks_like_local_path, resolve_path
+from .rehearsal.preset import rehearse
+from .instructions.sources import HubSource, parse_source, parse_sources
 
 
 class ConfigError(UserFacingError):
@@ -58,6 +58,9 @@ class ModelSettings:
     allow_pickle: bool = False  # refuse .bin/.pt weights unless asked (safetensors only)
     gated: bool = False  # the hub repo needs an accepted licence and a token
     notes: str = ""  # shown to the reader, e.g. how to get access to a gated model
+    # A local folder whose weights and tokenizer are loaded instead of name_or_path's, which
+    # stays the model's name (plans and reports use it); a rehearsal's stand-in goes here.
+    load_from: str | None = None
 
 
 @dataclass
@@ -77,7 +80,7 @@ class DataSettings:
     """Where the instruction data comes from and how it is prepared."""
 
     # A data set is a file path, or a hub source mapping ({hub: ..., revision: ..., columns:
-    # ..., fixture: ...}, see ift_tutorial.sources): read from its fixture when offline.
+    # ..., fixture: ...}, see ift_tutorial.instructions.sources): read from its fixture when offline.
     train: str | HubSource = "data/tasks/train.jsonl"  # local file, hub id or hub source
     train_split: str = "train"  # split name when ``train`` is a bare hub id
     eval_exact_match: str | None = "data/tasks/heldout.jsonl"  # verifiable held-out set
@@ -135,6 +138,13 @@ class ExperimentConfig:
     data: DataSettings = field(default_factory=DataSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)
     source: str | None = None  # the file this config was read from
+    # Made by a rehearsal (IFT_REHEARSAL=1, ift_tutorial.rehearsal): model.load_from is a
+    # shrunk random stand-in of model.name_or_path, and the outputs say so.
+    rehearsal: bool = False
+
+    def marker(self) -> dict[str, bool]:
+        """``{"rehearsal": True}`` for the outputs of a rehearsed run, else ``{}``."""
+        return {"rehearsal": True} if self.rehearsal else {}
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict (for saving next to the outputs); ``source`` is left out."""
@@ -153,7 +163,7 @@ _SECTIONS = {
 
 #: Config values that name files or folders: resolved relative to the file they are in.
 PATH_FIELDS: dict[str, tuple[str, ...]] = {
-    "model": ("name_or_path", "chat_template"),
+    "model": ("name_or_path", "chat_template", "load_from"),
     "data": ("train", "eval_exact_match", "eval_perplexity", "eval_ifeval", "eval_gsm8k"),
 }
 #: How deep ``base:`` chains may go (a cycle is reported before this).
@@ -360,13 +370,30 @@ def load_config(
     """
     path = find_config(name_or_path)
     raw = read_config_file(path)
-    raw = cap_raw_config(raw)  # IFT_REHEARSAL=1 on a 7B preset: fewer steps (rehearsal.py)
+    raw = rehearse(raw)  # IFT_REHEARSAL=1 on a 7B preset: its stand-in (ift_tutorial.rehearsal)
     overrides = [*model_path_override(str(name_or_path)), *(overrides or [])]
     override_raw = resolve_config_paths(apply_overrides({}, overrides), None)
     raw = merge_dicts(raw, override_raw)
     cfg = config_from_dict(raw, where=str(path))
     cfg.source = str(path)
     return cfg
+
+
+def scale(config: ExperimentConfig) -> str:
+    """What a run can show: ``"tiny"`` (the local tiny model), ``"7b"`` (a 7B-scale model:
+    a hub id, or a local folder of one, :func:`ift_tutorial.paths.is_large_model`) or
+    ``"rehearsal"`` (a 7B preset's code path with a random stand-in: the pipeline, no scores).
+
+    The chapters assert per scale: the tiny world's numbers at ``tiny``, what tuning a real
+    base does at ``7b``, and that every step ran at ``rehearsal``.
+
+    Example:
+        >>> scale(load_config("tiny")), scale(load_config("qwen2.5-7b"))
+        ('tiny', '7b')
+    """
+    if config.rehearsal:
+        return "rehearsal"
+    return "7b" if is_large_model(config.model.name_or_path) else "tiny"
 
 
 def preset_from_env(default: str = "tiny") -> str:

@@ -21,3 +21,17 @@ class DataError(UserFacingError):
         where = display_path(self.path) + (f", line {line}" if line is not None else "")
         where += f", field '{field}'" if field else ""
         super().__init__(f"{where}: {message}")
+
+
+class RecordError(DataError):
+    """A problem in a record of a file without lines (JSON, Parquet, a hub dataset).
+
+    Says ``record N (0-based)`` where :class:`DataError` says ``line N``.
+    """
+
+    def __init__(self, path: str, message: str, record: int, field: str | None = None):
+        super().__init__(path, message, line=None, field=field)
+        self.record = record
+        where = f"{display_path(self.path)}, record {record} (0-based)"
+        where += f", field '{field}'" if field else ""
+        self.args = (f"{where}: {message}",)

@@ -13,7 +13,7 @@ do not go through it; neither do printed outputs, which stay English in both edi
 :func:`edition` decides which edition runs, in this order:
 
 1. ``IFT_LANG`` (``en`` or ``zh``) in the environment;
-2. what :func:`set_edition` chose (:func:`ift_tutorial.notebook.setup_notebook` calls it
+2. what :func:`set_edition` chose (:func:`ift_tutorial.book.notebook.setup_notebook` calls it
    with the edition it decided, so later calls are cheap and do not change mid-chapter);
 3. the notebook's path, Chinese when one of its folders is ``zh``
    (``book/zh/chapters/02_attention.ipynb``), as the Jupyter server (``JPY_SESSION_NAME``),

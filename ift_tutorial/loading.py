@@ -20,12 +20,11 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from . import rehearsal
 from .config import ModelSettings
 from .errors import UserFacingError
-from .hardware import detect_precision
+from .planning.hardware import detect_precision
 from .paths import looks_like_local_path, resolve_path
-from .progress import quiet_library_progress
+from .training.progress import quiet_library_progress
 from .quiet import silence_known_messages
 
 logger = logging.getLogger(__name__)
@@ -36,15 +35,11 @@ class PickleWeightsError(UserFacingError):
 
 
 def resolve_model_path(settings: ModelSettings) -> str:
-    """A project-relative folder becomes an absolute path; a hub id stays as it is.
+    """The folder or hub id to load: ``model.load_from`` if set, else ``model.name_or_path``.
 
-    Under ``IFT_REHEARSAL=1`` a 7B preset's hub id becomes its stand-in folder
-    (:mod:`ift_tutorial.rehearsal`): a shrunk random model of the same architecture.
+    A project-relative folder becomes an absolute path; a hub id stays as it is.
     """
-    name = settings.name_or_path
-    stand_in = rehearsal.resolve(name)
-    if stand_in is not None:
-        return stand_in
+    name = settings.load_from or settings.name_or_path
     if looks_like_local_path(name):
         path = resolve_path(name)
         if not path.is_dir():
@@ -114,7 +109,7 @@ def disable_cpu_weight_repacking(model: torch.nn.Module) -> int:
 def quiet_libraries() -> None:
     """Before the libraries load anything: silence their known-harmless messages
     (:mod:`ift_tutorial.quiet`) and, when nobody watches, their progress bars
-    (:mod:`ift_tutorial.progress`)."""
+    (:mod:`ift_tutorial.training.progress`)."""
     silence_known_messages()
     quiet_library_progress()
 

@@ -1,16 +1,21 @@
-"""Where the package's own files live, and how a path in a config is resolved.
+"""Where the project's own files live, and how a path in a config is resolved.
 
-Everything a preset needs ships inside the package as package data, so that a
-checkout, an editable install and an installed wheel behave the same:
+The project ships two folders beside the package, at the root of the repository:
 
-* ``ift_tutorial/configs/``: the presets, chat templates and accelerate configs;
-* ``ift_tutorial/data/``: the tiny model, its task files, the instruction data and the
-  shipped adapter.
+* ``configs/``: the presets, chat templates and accelerate configs;
+* ``data/``: the tiny model, its task files, the instruction data, the evaluation sets,
+  the hub sources' local fixtures and the shipped adapter.
+
+A wheel carries both inside the package (``ift_tutorial/configs``, ``ift_tutorial/data``:
+``pyproject.toml`` maps them there), so that a checkout, an editable install, a Colab
+clone and an installed wheel find them through one function, :func:`shipped_dir`. In
+both layouts ``configs/`` and ``data/`` are siblings, so a preset's ``../data/tiny-llama``
+means the same file everywhere.
 
 A relative path in a YAML config is relative to *that file* (a preset's
-``../data/tiny-llama`` is the package's tiny model; a user's ``my_data.jsonl`` sits
+``../data/tiny-llama`` is the project's tiny model; a user's ``my_data.jsonl`` sits
 next to the user's YAML). A relative path given on the command line or in Python is
-relative to the working directory, with the package's own files as a fallback, so
+relative to the working directory, with the project's own files as a fallback, so
 that ``read_tasks("data/tasks/heldout.jsonl")`` finds the shipped file anywhere.
 """
 
@@ -21,15 +26,34 @@ from pathlib import Path
 
 #: The installed package folder (inside site-packages for a wheel).
 PACKAGE_DIR = Path(__file__).resolve().parent
-CONFIGS_DIR = PACKAGE_DIR / "configs"
-DATA_DIR = PACKAGE_DIR / "data"
-#: The tiny Llama preset that the project pretrains and ships.
-TINY_MODEL_DIR = DATA_DIR / "tiny-llama"
 #: The repository checkout that holds the package, or None for an installed wheel.
 PROJECT_ROOT: Path | None = (
     PACKAGE_DIR.parent if (PACKAGE_DIR.parent / "pyproject.toml").is_file()
     and (PACKAGE_DIR.parent / "book").is_dir() else None
 )
+#: The folder that holds ``configs/`` and ``data/``: the checkout, or the installed package.
+SHIPPED_ROOT = PROJECT_ROOT if PROJECT_ROOT is not None else PACKAGE_DIR
+
+
+def shipped_dir(name: str) -> Path:
+    """The project's own folder ``name`` (``"data"`` or ``"configs"``), wherever it is installed.
+
+    At the root of a checkout (an editable install, a Colab clone); inside the package for
+    an installed wheel.
+
+    Example:
+        >>> shipped_dir("data").name, (shipped_dir("data") / "tiny-llama").is_dir()
+        ('data', True)
+    """
+    if name not in ("data", "configs"):
+        raise ValueError(f"the project ships 'data' and 'configs', not {name!r}")
+    return SHIPPED_ROOT / name
+
+
+CONFIGS_DIR = shipped_dir("configs")
+DATA_DIR = shipped_dir("data")
+#: The tiny Llama preset that the project pretrains and ships.
+TINY_MODEL_DIR = DATA_DIR / "tiny-llama"
 
 #: Suffixes that mark a config value as a file, never a hub id.
 FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".jinja", ".yaml", ".yml", ".txt")
@@ -56,7 +80,7 @@ def resolve_path(path: str | os.PathLike[str], base: str | os.PathLike[str] | No
     here = Path.cwd() / p
     if here.exists():
         return here
-    shipped = PACKAGE_DIR / p
+    shipped = SHIPPED_ROOT / p
     return shipped if shipped.exists() else here
 
 
@@ -117,14 +141,15 @@ def is_large_model(name_or_path: str, base: str | os.PathLike[str] | None = None
     return False
 
 
-def runs_dir() -> Path:
+def runs_dir(config: object | None = None) -> Path:
     """The folder that training runs go to by default.
 
     ``IFT_RUNS_DIR`` wins (on Colab, a folder on Google Drive survives the session).
     Otherwise ``runs/`` at the root of the checkout when working inside one (the book's
     notebooks run in ``book/chapters``), else ``runs/`` under the working directory:
-    never inside the installed package. A rehearsal (``IFT_REHEARSAL=1``) uses its
-    ``rehearsal/`` subfolder, so that its shrunk random models never pass for real runs.
+    never inside the installed package. The runs of a rehearsal's ``config``
+    (``config.rehearsal``) go to its ``rehearsal/`` subfolder, so that their shrunk random
+    models never pass for real runs.
 
     Example:
         >>> import os
@@ -140,12 +165,10 @@ def runs_dir() -> Path:
         cwd = Path.cwd().resolve()
         inside = PROJECT_ROOT is not None and (cwd == PROJECT_ROOT or PROJECT_ROOT in cwd.parents)
         base = (PROJECT_ROOT if inside else cwd) / "runs"
-    from .rehearsal import requested
-
-    return base / "rehearsal" if requested() else base
+    return base / "rehearsal" if getattr(config, "rehearsal", False) else base
 
 
-def local_runs_dir() -> Path:
+def local_runs_dir(config: object | None = None) -> Path:
     """Like :func:`runs_dir`, on this machine's own disk: for outputs too large for Drive.
 
     ``IFT_LOCAL_RUNS_DIR`` wins (the Colab setup sets it when runs go to Google Drive,
@@ -153,26 +176,25 @@ def local_runs_dir() -> Path:
     """
     env = os.environ.get("IFT_LOCAL_RUNS_DIR")
     if not env:
-        return runs_dir()
-    from .rehearsal import requested
-
+        return runs_dir(config)
     base = Path(env).expanduser()
-    return base / "rehearsal" if requested() else base
+    return base / "rehearsal" if getattr(config, "rehearsal", False) else base
 
 
 def display_path(path: str | os.PathLike[str]) -> str:
     """A path as a reader should see it: no machine-specific prefix.
 
-    Relative to the working directory when under it, ``<ift_tutorial>/...`` for the
-    package's own files, relative to the checkout when inside it, else ``~/...`` or
-    the folder's name.
+    Relative to the working directory when under it; ``data/...`` and ``configs/...`` for
+    the project's own files; ``<ift_tutorial>/...`` for the package's; relative to the
+    checkout when inside it; else ``~/...`` or the folder's name.
     """
     p = Path(path).expanduser()
     if not p.is_absolute():
         return str(p)
     p = p.resolve()
-    for root, prefix in ((Path.cwd().resolve(), ""), (PACKAGE_DIR, "<ift_tutorial>/"),
-                         (PROJECT_ROOT, ""), (Path.home().resolve(), "~/")):
+    roots = ((Path.cwd().resolve(), ""), (DATA_DIR, "data/"), (CONFIGS_DIR, "configs/"),
+             (PACKAGE_DIR, "<ift_tutorial>/"), (PROJECT_ROOT, ""), (Path.home().resolve(), "~/"))
+    for root, prefix in roots:
         if root is not None and (p == root or root in p.parents):
             rel = p.relative_to(root).as_posix()
             return prefix + rel if rel != "." else (prefix.rstrip("/") or ".")

@@ -18,10 +18,12 @@ from pathlib import Path
 import matplotlib
 import matplotlib.pyplot as plt
 import pytest
+from helpers import cell_source, code_cells
 
-from ift_tutorial import diagrams, i18n, notebook, plots
+from ift_tutorial import i18n
+from ift_tutorial.book import diagrams, notebook, plots
 from ift_tutorial.errors import UserFacingError
-from ift_tutorial.fonts import find_cjk_font
+from ift_tutorial.book.fonts import find_cjk_font
 from ift_tutorial.i18n import ZH, MissingTranslationWarning, edition, set_edition, t
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -221,7 +223,7 @@ def test_setup_notebook_decides_once_and_styles_for_chinese(monkeypatch, tmp_pat
 
 
 def test_the_chinese_plot_style_uses_a_cjk_font_or_says_what_to_install(monkeypatch):
-    from ift_tutorial import fonts
+    from ift_tutorial.book import fonts
 
     with matplotlib.rc_context():
         font = notebook.set_plot_style("zh")
@@ -287,9 +289,9 @@ def _fields(text: str) -> set[str]:
 
 
 def _code_cells(path: Path):
-    for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
-        source = "".join(cell["source"])
-        if cell["cell_type"] == "code" and not source.lstrip().startswith("%%"):
+    for cell in code_cells(path):
+        source = cell_source(cell)
+        if not source.lstrip().startswith("%%"):
             # IPython's line magics and shell escapes are no Python: blank them out
             yield cell.get("id"), re.sub(r"(?m)^(\s*)[%!].*$", r"\1pass", source)
 
@@ -345,10 +347,11 @@ def test_every_literal_label_has_a_chinese_entry_with_the_same_fields():
 
 def test_labels_named_at_run_time_have_chinese_entries():
     """plot_plan, plot_metrics_before_after and chapter 4 pass names from data to t()."""
-    from ift_tutorial.architectures import architecture_config
-    from ift_tutorial.evaluation import TABLE_ROWS
-    from ift_tutorial.llama import COMPONENTS
-    from ift_tutorial.memory import STRATEGIES, plan_memory
+    from ift_tutorial.planning.architectures import architecture_config
+    from ift_tutorial.evaluation.report import TABLE_ROWS
+    from ift_tutorial.scratch.llama import COMPONENTS
+    from ift_tutorial.planning.memory import plan_memory
+    from ift_tutorial.planning.sharding import STRATEGIES
 
     arch, size = architecture_config("Qwen/Qwen2.5-7B"), {"seq_len": 16, "batch_size": 1}
     plans = [plan_memory(arch, **size, load_in_4bit=False)]

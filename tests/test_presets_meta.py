@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from peft import LoraConfig, get_peft_model
 
-from ift_tutorial.architectures import architecture_config
+from ift_tutorial.planning.architectures import architecture_config
 from ift_tutorial.config import load_config
-from ift_tutorial.llama import meta_model
+from ift_tutorial.scratch.llama import meta_model
 
 # Published totals of the base models (their model cards / config.json).
 BASE_PARAMETERS = {

@@ -11,7 +11,8 @@ import pytest
 import torch
 import yaml
 
-from ift_tutorial import cli, hardware
+from ift_tutorial import cli
+from ift_tutorial.planning import hardware
 from ift_tutorial.config import ConfigError, available_presets, load_config
 from ift_tutorial.paths import PROJECT_ROOT
 

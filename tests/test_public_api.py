@@ -17,7 +17,7 @@ import yaml
 
 import ift_tutorial
 from ift_tutorial.config import PATH_FIELDS, available_presets, load_config
-from ift_tutorial.paths import CONFIGS_DIR, PACKAGE_DIR
+from ift_tutorial.paths import CONFIGS_DIR, SHIPPED_ROOT
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLIC = [n for n in ift_tutorial.__all__ if n != "__version__"]
@@ -60,7 +60,7 @@ def test_docstring_examples_run(tmp_path, monkeypatch):
 
 
 def preset_files(path: Path) -> set[Path]:
-    """Files inside the package that a preset file names (paths resolved like load_config)."""
+    """Files of the project's own that a preset file names (paths resolved like load_config)."""
     cfg = load_config(path.stem)
     named = set()
     for section, keys in PATH_FIELDS.items():
@@ -74,7 +74,7 @@ def preset_files(path: Path) -> set[Path]:
 
 
 def _files_under(folder: Path) -> set[str]:
-    return {p.relative_to(PACKAGE_DIR).as_posix() for p in folder.rglob("*") if p.is_file()}
+    return {p.relative_to(SHIPPED_ROOT).as_posix() for p in folder.rglob("*") if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +92,10 @@ def test_wheel_carries_every_file_a_preset_references(wheel):
     needed = set()
     for preset in available_presets():
         for path in preset_files(CONFIGS_DIR / f"{preset}.yaml"):
-            assert PACKAGE_DIR in path.parents, f"{preset} names a file outside the package: {path}"
+            assert path.is_relative_to(SHIPPED_ROOT / "data") or path.is_relative_to(CONFIGS_DIR), \
+                f"{preset} names a file outside the project's data/ and configs/: {path}"
             needed |= (_files_under(path) if path.is_dir() else
-                       {path.relative_to(PACKAGE_DIR).as_posix()})
+                       {path.relative_to(SHIPPED_ROOT).as_posix()})
     needed |= _files_under(CONFIGS_DIR)  # presets, templates, accelerate configs
     missing = sorted(f"ift_tutorial/{n}" for n in needed if "__pycache__" not in n
                      and f"ift_tutorial/{n}" not in names)
@@ -103,10 +104,23 @@ def test_wheel_carries_every_file_a_preset_references(wheel):
 
 @pytest.fixture(scope="module")
 def installed(wheel, tmp_path_factory) -> Path:
-    """A virtual environment with only the wheel added (dependencies from this Python)."""
+    """A virtual environment with only the wheel added (dependencies from this Python).
+
+    Not ``system_site_packages``: from inside a virtualenv that means the *base*
+    interpreter's packages, without torch. A ``.pth`` file puts this interpreter's own
+    site-packages (a virtualenv's or the system's) after the new environment's, which
+    holds the wheel; the checkout's editable install is not among them (``.pth`` files
+    of an added folder are not read).
+    """
+    import site
+
     env_dir = tmp_path_factory.mktemp("venv")
-    venv.create(env_dir, system_site_packages=True, with_pip=False)
+    venv.create(env_dir, system_site_packages=False, with_pip=False)
     python = env_dir / "bin" / "python"
+    target = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    (Path(target) / "_deps_from_the_test_python.pth").write_text(
+        "".join(f"{d}\n" for d in site.getsitepackages()), encoding="utf-8")
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
                     "--no-deps", str(wheel)], check=True, capture_output=True, timeout=300)
     return env_dir

@@ -106,5 +106,5 @@ def test_gated_model_token_is_not_shown(monkeypatch, capsys) -> None:
     assert FAKE_TOKEN not in out.out + out.err
 
 
-# A training run with a token in its environment is checked in tests/test_checkpoints.py
+# A training run with a token in its environment is checked in tests/training/test_checkpoints.py
 # (test_token_never_reaches_outputs), which shares that run with the reproducibility test.

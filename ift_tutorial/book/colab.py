@@ -22,7 +22,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from .errors import UserFacingError
+from ..errors import UserFacingError
 
 #: Where Colab mounts Google Drive, and the folder of the runs inside it.
 DRIVE_MOUNT = Path("/content/drive")
@@ -98,19 +98,20 @@ def use_drive_for_runs(mount_point: Path = DRIVE_MOUNT) -> Path | None:
     return runs
 
 
-def find_run_adapter(run_name: str, made_by: str = "chapter 7") -> Path:
+def find_run_adapter(run_name: str, made_by: str = "chapter 7", config: object | None = None) -> Path:
     """The adapter folder of a training run in :func:`~ift_tutorial.paths.runs_dir`.
 
     Args:
         run_name: the run's folder name, e.g. ``"ch07-qwen2.5-7b"``.
         made_by: what writes that run, for the message.
+        config: the run's config (a rehearsal's runs are in their own folder).
 
     Raises:
         UserFacingError: there is no adapter; the message says how to get one.
     """
-    from .paths import display_path, runs_dir
+    from ..paths import display_path, runs_dir
 
-    adapter = runs_dir() / run_name / "adapter"
+    adapter = runs_dir(config) / run_name / "adapter"
     if (adapter / "adapter_config.json").is_file():
         return adapter
     raise UserFacingError(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .i18n import t
+from ..i18n import t
 
 #: One colour per kind of thing, shared by every diagram.
 COLOURS: dict[str, str] = {
@@ -356,7 +356,7 @@ def qlora_dataflow(compute_dtype: str = "bf16") -> Any:
 
 # --- Chapter 10: what each multi-GPU strategy keeps on every GPU ----------------------
 
-#: The panels of :func:`ddp_vs_fsdp`: title, and the strategy of :data:`ift_tutorial.memory.SHARDING`.
+#: The panels of :func:`ddp_vs_fsdp`: title, and the strategy of :data:`ift_tutorial.planning.sharding.SHARDING`.
 STRATEGY_PANELS: tuple[tuple[str, str], ...] = (
     ("DDP", "ddp"), ("ZeRO-1", "zero1"), ("ZeRO-2", "zero2"), ("ZeRO-3 / FSDP2", "zero3"),
     ("FSDP1", "fsdp"),
@@ -372,7 +372,7 @@ def ddp_vs_fsdp(num_gpus: int = 4) -> Any:
     top of the shard. FSDP1 wrapped per decoder layer keeps its root unit (embeddings and
     head) whole from the forward pass to the end of the backward pass; ZeRO-3 and FSDP2
     (as accelerate wraps it) have the head whole while the logits are computed. The
-    choices are read from :data:`ift_tutorial.memory.SHARDING`, so the figure and the
+    choices are read from :data:`ift_tutorial.planning.sharding.SHARDING`, so the figure and the
     planner cannot disagree. (Decoder layers are gathered one at a time; not drawn.)
 
     Returns:
@@ -385,7 +385,7 @@ def ddp_vs_fsdp(num_gpus: int = 4) -> Any:
     """
     from matplotlib.patches import Rectangle
 
-    from .memory import SHARDING
+    from ..planning.sharding import SHARDING
 
     rows = [  # label, colour kind, the field of Sharding that splits it (None: never split),
         # and the values of Sharding.gathered that have it whole during the step

@@ -19,14 +19,15 @@ from importlib import metadata
 import numpy as np
 import torch
 
-from . import __version__, colab, rehearsal
-from .config import (ExperimentConfig, available_presets, load_config, preset_from_env,
+from .. import __version__
+from . import colab
+from ..config import (ExperimentConfig, available_presets, load_config, preset_from_env,
                      set_active_preset)
-from .errors import UserFacingError
-from .hardware import describe_hardware
-from .i18n import edition, set_edition
-from .paths import is_large_model
-from .quiet import silence_known_messages
+from ..errors import UserFacingError
+from ..planning.hardware import describe_hardware
+from ..i18n import edition, set_edition
+from ..paths import is_large_model
+from ..quiet import silence_known_messages
 
 #: Printed on Colab when a 7B preset finds no GPU.
 COLAB_GPU_HELP = (
@@ -127,7 +128,7 @@ def set_plot_style(lang: str = "en") -> str | None:
 
     Both editions get the fallback (an English figure may show Chinese tokens). For the
     Chinese edition (``lang="zh"``, every label is Chinese) a missing CJK font is said at
-    once, with one :class:`ift_tutorial.fonts.MissingCJKFontWarning` naming what to install.
+    once, with one :class:`ift_tutorial.book.fonts.MissingCJKFontWarning` naming what to install.
     """
     import matplotlib
 
@@ -165,7 +166,7 @@ def setup_notebook(default: str = "tiny", seed: int = 0, runs_on_drive: bool = F
         default: the preset used when ``IFT_PRESET`` is not set (the setup cell's form field).
         seed: seed for ``random``, NumPy and PyTorch.
         runs_on_drive: on Colab, mount Google Drive and keep runs there
-            (:func:`ift_tutorial.colab.use_drive_for_runs`).
+            (:func:`ift_tutorial.book.colab.use_drive_for_runs`).
 
     Under ``IFT_REHEARSAL=1`` a 7B preset runs without a GPU, as a rehearsal
     (:mod:`ift_tutorial.rehearsal`), and a line says so.
@@ -185,7 +186,7 @@ def setup_notebook(default: str = "tiny", seed: int = 0, runs_on_drive: bool = F
     if preset not in known:
         raise UserFacingError(
             f"preset {preset!r} (from IFT_PRESET or the notebook's default) is not one of the "
-            f"presets in ift_tutorial/configs/: {', '.join(known) or 'none found'}"
+            f"presets in configs/: {', '.join(known) or 'none found'}"
         )
     print(f"ift-tutorial {__version__} | preset {preset} | {describe_hardware()}")
     if in_colab():
@@ -194,7 +195,7 @@ def setup_notebook(default: str = "tiny", seed: int = 0, runs_on_drive: bool = F
         colab.use_drive_for_runs()
     set_active_preset(preset)  # IFT_MODEL_PATH, if set, is this preset's model folder
     config = load_config(preset)  # under IFT_REHEARSAL=1 this prints the rehearsal line
-    big, rehearsing = needs_gpu(config), rehearsal.applies_to(config)
+    big, rehearsing = needs_gpu(config), config.rehearsal
     if big and not rehearsing and not torch.cuda.is_available():
         if in_colab():
             print(COLAB_GPU_HELP)

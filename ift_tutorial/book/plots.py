@@ -1,4 +1,5 @@
-"""Figures for training runs: the loss curve, and exact match before and after tuning.
+"""Figures for training runs: the loss curve, and exact match before and after tuning;
+and a memory plan, component by component (chapters 6 and 10).
 
 Every label goes through :func:`ift_tutorial.i18n.t`: the same call draws English labels in
 the English edition and Chinese ones in the Chinese edition.
@@ -13,7 +14,9 @@ from typing import Any
 import matplotlib.pyplot as plt
 
 from .fonts import family_with_cjk, savefig_checked
-from .i18n import t
+from ..i18n import t
+from ..planning.memory import GPUS, GiB, MemoryPlan
+from ..planning.sharding import GATHERED
 
 
 def loss_points(log_history: list[dict[str, Any]]) -> tuple[list[int], list[float]]:
@@ -67,7 +70,7 @@ def plot_before_after(by_task_before: dict[str, float], by_task_after: dict[str,
 
 
 def plot_metrics_before_after(table, path: str | os.PathLike[str] | None = None):
-    """One panel per metric of a before/after table (:func:`ift_tutorial.evaluation.before_after_table`).
+    """One panel per metric of a before/after table (:func:`ift_tutorial.evaluation.report.before_after_table`).
 
     Accuracies are drawn in percent on a 0-100 axis; perplexity on a log axis, since a
     base model's can be orders of magnitude above the tuned one's. Rows of a table that
@@ -173,12 +176,46 @@ def plot_token_lengths(lengths: dict[str, list[int]], max_length: int | None = N
     return fig
 
 
+def plot_plan(plans: dict[str, MemoryPlan], gpu: str | None = "t4", ax=None):
+    """Stacked bars of one or more plans (label -> plan), with a GPU's memory as a line.
+
+    The legend names the components in the edition's language (:mod:`ift_tutorial.i18n`).
+    Components stack in the order of the plan that has the most of them; the 16-bit parts
+    that a sharded strategy gathers whole (:data:`~ift_tutorial.planning.sharding.GATHERED`)
+    are drawn hatched in the colour of the 16-bit parts, and every other component keeps its
+    colour from plan to plan.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    labels = list(plans)
+    by_size = sorted(plans.values(), key=lambda p: -len(p.components))
+    names = list(dict.fromkeys(k for p in by_size for k in p.components))
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colours = dict(zip([n for n in names if n != GATHERED], cycle * len(names)))
+    bottom = [0.0] * len(labels)
+    for name in names:
+        vals = [plans[l].components.get(name, 0) / GiB for l in labels]
+        style = {"color": colours.get(name)}
+        if name == GATHERED:
+            kept = "16-bit parts (embeddings, head, norms, biases)"
+            style = {"color": colours.get(kept, cycle[0]), "hatch": "///", "edgecolor": "white"}
+        ax.bar(labels, vals, bottom=bottom, label=t(name), **style)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    if gpu:
+        ax.axhline(GPUS[gpu], color="k", ls="--", lw=1)
+        ax.text(len(labels) - 0.5, GPUS[gpu], f"{gpu.upper()} ({GPUS[gpu]:.0f} GiB)",
+                ha="right", va="bottom")
+    ax.set_ylabel("GiB")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return ax
+
+
 def show_figure(fig, dpi: int = 110):
     """The figure as a PNG for Jupyter to display; the figure is closed afterwards.
 
     Closing it keeps the inline backend from drawing it a second time, and a training
     loop that makes many figures from leaking them. Put ``show_figure(fig)`` last in a cell.
-    Chinese text without a CJK font gives one clear warning (:mod:`ift_tutorial.fonts`).
+    Chinese text without a CJK font gives one clear warning (:mod:`ift_tutorial.book.fonts`).
 
     Returns:
         An ``IPython.display.Image`` (its ``data`` holds the PNG bytes).

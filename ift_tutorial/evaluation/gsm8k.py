@@ -16,7 +16,8 @@ answer is scored two ways, both reported:
   (:func:`gsm8k_prompt`); it measures whether the model followed that format.
 
 Numbers are compared as decimals, so "18", "18.0" and "18.00" agree. Full-width
-digits ("１８", common in Chinese text) count as digits.
+digits ("１８", common in Chinese text) count as digits. :func:`read_gsm8k_set` reads a
+config's set (a file or a hub source) and :func:`evaluate_gsm8k` answers it with a model.
 
 Example:
     >>> extract_flexible("She has 3 + 4 = 7 apples, so 7 × 2 = 14.")
@@ -32,11 +33,16 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import DataError
-from .jsonl import read_jsonl_objects
-from .paths import DATA_DIR, resolve_path
+from ..errors import DataError
+from ..instructions.sources import HubSource, read_hub_rows
+from ..jsonl import read_jsonl_objects
+from ..paths import DATA_DIR, display_path, resolve_path
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerBase
 
 #: The project's small bilingual fixture in GSM8K's format (see data/gsm8k/README.md).
 FIXTURE_PATH = DATA_DIR / "gsm8k" / "fixture.jsonl"
@@ -177,3 +183,52 @@ def score_gsm8k(problems: Sequence[GSM8KProblem], responses: Sequence[str]) -> d
         "by_lang": {lang: accuracies([r for r in results if r["lang"] == lang])
                     for lang in langs},
         "results": results}
+
+
+# --- a set of a config, answered by a model ---------------------------------------------
+
+
+#: Fields a hub source's ``columns`` may map onto, for a GSM8K set.
+GSM8K_FIELDS = ("question", "answer", "lang")
+
+
+def read_gsm8k_set(source: str | HubSource) -> tuple[list[Any], list[str]]:
+    """GSM8K problems from a file or a hub source (its fixture offline), and notes."""
+    if not isinstance(source, HubSource):
+        return read_gsm8k(source), [f"read {display_path(resolve_path(source))}"]
+    rows = read_hub_rows(source, GSM8K_FIELDS)
+    problems = []
+    for where, row in rows.records:
+        try:
+            problems.append(problem_from_dict(row))
+        except ValueError as err:
+            field, message = str(err).split(": ", 1)
+            raise rows.error(where, message, field) from None
+    return problems, rows.notes
+
+
+def evaluate_gsm8k(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    problems: Sequence[Any],
+    max_new_tokens: int = 256,
+    batch_size: int = 8,
+) -> dict[str, Any]:
+    """Answer each GSM8K problem zero-shot (:func:`gsm8k_prompt`),
+    greedily, and score flexible and strict.
+
+    Args:
+        problems: :class:`GSM8KProblem` objects, e.g. from :func:`read_gsm8k`.
+
+    Returns:
+        :func:`score_gsm8k`'s report; each of its ``results`` also holds the ``question``
+        and the ``response``.
+    """
+    from ..inference.generation import generate_responses  # torch: only when answering
+
+    convs = [[{"role": "user", "content": gsm8k_prompt(p.question, p.lang)}] for p in problems]
+    responses = generate_responses(model, tokenizer, convs, max_new_tokens, batch_size)
+    report = score_gsm8k(problems, responses)
+    for result, problem, response in zip(report["results"], problems, responses):
+        result.update(question=problem.question, response=response)
+    return report

@@ -1,8 +1,9 @@
-"""Using a tuned model: answer prompts, or chat turn by turn, through the chat template.
+"""Using a tuned model: load it, answer prompts, or chat turn by turn, through the chat template.
 
-The batched greedy decoding itself lives in :mod:`ift_tutorial.evaluation`
-(``generate_responses``), so that what the book evaluates is exactly what a reader
-chats with.
+:func:`generate_responses` is the one decoding function of the project: batched greedy
+decoding, stopped at EOS and the template's end-of-turn token. The chat command, the book
+and the evaluation (:mod:`ift_tutorial.evaluation`) all answer through it, so that what
+the book evaluates is exactly what a reader chats with.
 """
 
 from __future__ import annotations
@@ -12,10 +13,180 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import torch
 from transformers import GenerationConfig, PreTrainedTokenizerBase
 
-from .config import ExperimentConfig
-from .evaluation import generate_responses, load_for_inference
+from ..config import ExperimentConfig
+from ..loading import disable_cpu_weight_repacking, load_model, load_tokenizer
+from ..paths import resolve_path
+from ..training.devices import to_model_device
+
+#: A conversation: ``{"role", "content"}`` messages, oldest first.
+Conversation = list[dict[str, str]]
+
+
+# --- loading -----------------------------------------------------------------------
+
+
+def load_for_inference(
+    config: ExperimentConfig, adapter: str | os.PathLike[str] | None = None
+) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
+    """The 4-bit base model (as in training), with a LoRA adapter on top if given.
+
+    Args:
+        config: the experiment config; its ``model`` section says what to load.
+        adapter: a PEFT adapter folder (``adapter_config.json`` + safetensors), or None
+            for the base model alone.
+
+    Returns:
+        ``(model, tokenizer)``, the model in eval mode.
+    """
+    tokenizer = load_tokenizer(config.model)
+    model = load_model(config.model)
+    if adapter is not None:
+        from peft import PeftModel
+
+        path = resolve_path(adapter)
+        if not (path / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"{path} is not a PEFT adapter folder (no adapter_config.json)")
+        model = PeftModel.from_pretrained(model, str(path), is_trainable=False)
+    model.eval()
+    return model, tokenizer
+
+
+# --- generation --------------------------------------------------------------------
+
+
+#: Tokens that close an assistant turn in common chat templates (ChatML, Llama 3, Gemma, Phi):
+#: also stop tokens when the template has no generation markers to read the end of a turn from.
+END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>")
+
+
+def end_of_turn_token_id(tokenizer: PreTrainedTokenizerBase) -> int | None:
+    """The token that closes an assistant turn in the tokenizer's chat template.
+
+    Read from the template itself: the last trained token of an assistant turn (inside
+    its ``{% generation %}`` block, trailing whitespace skipped), if it is a special
+    token. That is ``<|im_end|>`` for ChatML, EOS for the ``[INST]`` format; None when
+    the template has no generation markers.
+
+    Example:
+        >>> from ift_tutorial.config import load_config
+        >>> from ift_tutorial.loading import load_tokenizer
+        >>> tok = load_tokenizer(load_config("tiny").model)
+        >>> end_of_turn_token_id(tok) == tok.eos_token_id
+        True
+    """
+    from trl.chat_template_utils import has_generation_markers
+
+    if not tokenizer.chat_template or not has_generation_markers(tokenizer.chat_template):
+        return None
+    turn = [{"role": "user", "content": "1 + 1"}, {"role": "assistant", "content": "2"},
+            {"role": "user", "content": "2 + 2"}]  # a next turn: the end must belong to the first
+    out = tokenizer.apply_chat_template(turn, tokenize=True, return_dict=True,
+                                        return_assistant_tokens_mask=True)
+    special = set(tokenizer.get_added_vocab().values()) | set(tokenizer.all_special_ids)
+    trained = [t for t, m in zip(out["input_ids"], out["assistant_masks"]) if m]
+    for token_id in reversed(trained):
+        if tokenizer.decode([token_id]).strip():
+            return token_id if token_id in special else None
+    return None
+
+
+def stop_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """EOS, the chat template's end-of-turn token, and known end-of-turn tokens in the vocabulary.
+
+    A base Qwen2.5 tokenizer's EOS is ``<|endoftext|>``, but its ChatML template closes
+    an assistant turn with ``<|im_end|>``, which is what tuning teaches the model to emit:
+    generation must stop on either.
+
+    Returns:
+        Token ids, EOS first, without repeats.
+    """
+    ids = [tokenizer.eos_token_id]
+    end_of_turn = end_of_turn_token_id(tokenizer)
+    if end_of_turn is not None and end_of_turn not in ids:
+        ids.append(end_of_turn)
+    added = tokenizer.get_added_vocab()
+    ids += [added[t] for t in END_OF_TURN_TOKENS if t in added and added[t] not in ids]
+    return ids
+
+
+@torch.no_grad()
+def greedy_continuations(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    max_new_tokens: int,
+    batch_size: int,
+    eos_token_id: int | list[int],
+) -> list[str]:
+    """Greedy continuations of fully formatted texts (special tokens already written).
+
+    Texts are padded on the *left*, so that in a batch every prompt ends at the same
+    position and new tokens line up.
+
+    Returns:
+        The new text of each prompt, special tokens removed (not stripped).
+    """
+    was_training = model.training
+    model.eval()
+    # An eval pass must not switch bitsandbytes to its CPU inference layout, whose
+    # kernel has no gradient: training after this call would silently stop learning.
+    disable_cpu_weight_repacking(model)
+    padding_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    outputs: list[str] = []
+    try:
+        for start in range(0, len(texts), batch_size):
+            # The texts already hold BOS; add_special_tokens=False avoids a second one.
+            enc = tokenizer(list(texts[start:start + batch_size]), return_tensors="pt",
+                            padding=True, add_special_tokens=False)
+            enc = to_model_device(enc, model)
+            out = model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                eos_token_id=eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )  # (B, prompt_len + new_len)
+            new_tokens = out[:, enc["input_ids"].shape[1]:]
+            outputs += tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+    finally:
+        tokenizer.padding_side = padding_side
+        model.train(was_training)
+    return outputs
+
+
+def generate_responses(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    conversations: Sequence[Conversation],
+    max_new_tokens: int = 32,
+    batch_size: int = 32,
+) -> list[str]:
+    """Greedy answers to each conversation, through the tokenizer's chat template.
+
+    Each conversation ends with a user turn; the template adds the assistant header
+    (``add_generation_prompt=True``) and the model continues from there until it emits
+    EOS (or the template's end-of-turn token) or reaches ``max_new_tokens``.
+
+    Args:
+        conversations: lists of ``{"role", "content"}`` messages.
+        max_new_tokens: at most this many generated tokens per answer.
+        batch_size: conversations decoded together.
+
+    Returns:
+        One answer string per conversation, special tokens removed, ends stripped.
+    """
+    prompts = [tokenizer.apply_chat_template(list(c), tokenize=False, add_generation_prompt=True)
+               for c in conversations]
+    answers = greedy_continuations(model, tokenizer, prompts, max_new_tokens, batch_size,
+                                   stop_token_ids(tokenizer))
+    return [a.strip() for a in answers]
+
+
+# --- answering prompts, and chatting ---------------------------------------------------
 
 
 def generate_cli(
@@ -116,8 +287,6 @@ def save_generation_config(
     Example:
         >>> save_generation_config("runs/x/adapter", tokenizer)  # doctest: +SKIP
     """
-    from .evaluation import stop_token_ids
-
     config = copy.deepcopy(base) if base is not None else GenerationConfig()
     stops = stop_token_ids(tokenizer)
     config.eos_token_id = stops if len(stops) > 1 else stops[0]

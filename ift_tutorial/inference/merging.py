@@ -24,13 +24,13 @@ import torch
 from peft import PeftModel
 from transformers import AutoTokenizer, GenerationConfig, PreTrainedModel
 
-from .config import ExperimentConfig, ModelSettings
-from .errors import UserFacingError
+from ..config import ExperimentConfig, ModelSettings
+from ..errors import UserFacingError
 from .generation import save_generation_config
-from .hardware import _DTYPES, detect_precision
-from .loading import (check_hub_access, check_local_weights, load_model, load_tokenizer,
+from ..planning.hardware import _DTYPES, detect_precision
+from ..loading import (check_hub_access, check_local_weights, load_model, load_tokenizer,
                       resolve_model_path)
-from .paths import display_path, resolve_path
+from ..paths import display_path, resolve_path
 
 
 def merge_dtype(dtype: str = "auto") -> torch.dtype:

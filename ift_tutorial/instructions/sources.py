@@ -20,8 +20,8 @@ fields of a format the reader knows (for instructions: ``prompt``/``completion``
 ``instruction``/``output``, ``messages``, ``conversations``). Columns that are not
 mapped stay in the record, so the reader reports them as ignored fields.
 
-**Offline.** With ``HF_HUB_OFFLINE=1`` or ``HF_DATASETS_OFFLINE=1`` set, and in a
-rehearsal (``IFT_REHEARSAL=1``), nothing is downloaded: the ``fixture`` file is read
+**Offline.** With ``HF_HUB_OFFLINE=1`` or ``HF_DATASETS_OFFLINE=1`` set, or ``offline: true``
+on the source (a rehearsal, ``IFT_REHEARSAL=1``, sets it), nothing is downloaded: the ``fixture`` file is read
 instead, through the same filter, sample and mapping, and the notes of the data report
 say so. Tests and CI always run this way.
 
@@ -42,9 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import DataError, UserFacingError
-from .jsonl import read_jsonl_objects
-from .paths import display_path, resolve_path
+from ..errors import DataError, RecordError, UserFacingError
+from ..jsonl import read_jsonl_objects
+from ..paths import display_path, resolve_path
 
 T = TypeVar("T")
 
@@ -70,6 +70,7 @@ class HubSource:
     sample: int | None = None  # rows drawn at random (seeded) after the filter; None: all
     seed: int = 0
     fixture: str | None = None  # a local JSONL with the same columns: read offline and in rehearsal
+    offline: bool = False  # read the fixture, never the hub (a rehearsal sets it)
     licence: str | None = None  # what the data may be used for (recorded in the presets)
 
     def label(self) -> str:
@@ -113,6 +114,8 @@ def hub_source(value: Mapping[str, Any], key: str) -> HubSource:
         if not values or not all(isinstance(v, (str, int, float, bool)) for v in values):
             raise SourceError(f"{key}.where.{column}: expected a value or a list of values, "
                               f"got {wanted!r}")
+    if not isinstance(value.get("offline", False), bool):
+        raise SourceError(f"{key}.offline: expected true or false, got {value['offline']!r}")
     for name in ("sample", "seed"):
         n = value.get(name)
         if n is not None and (isinstance(n, bool) or not isinstance(n, int)
@@ -142,15 +145,14 @@ def parse_sources(value: Any, key: str) -> list[str | HubSource] | None:
             for i, v in enumerate(items)]
 
 
-def offline_reason() -> str | None:
-    """Why nothing may be downloaded now (``"HF_HUB_OFFLINE=1"``, a rehearsal), or None."""
+def offline_reason(source: HubSource | None = None) -> str | None:
+    """Why nothing may be downloaded now (``"HF_HUB_OFFLINE=1"``, ``offline: true`` on the
+    source), or None."""
     for name in OFFLINE_ENV:
         if os.environ.get(name, "").strip().lower() in _TRUE:
             return f"{name}={os.environ[name].strip()}"
-    from . import rehearsal
-
-    if rehearsal.requested():
-        return f"{rehearsal.ENV}=1 (a rehearsal)"
+    if source is not None and source.offline:
+        return "offline: true (a rehearsal reads fixtures)"
     return None
 
 
@@ -173,8 +175,6 @@ class Rows:
 
     def error(self, where: int, message: str, field: str | None = None) -> DataError:
         """A DataError naming this source and the line or record."""
-        from .instruction_data import RecordError
-
         if self.unit == "line":
             return DataError(self.path, message, line=where, field=field)
         return RecordError(self.path, message, record=where, field=field)
@@ -220,7 +220,7 @@ def read_hub_rows(source: HubSource, fields: Sequence[str]) -> Rows:
         >>> len(rows.records), rows.notes[0].split(":")[0]
         (4, 'HF_HUB_OFFLINE=1')
     """
-    reason = offline_reason()
+    reason = offline_reason(source)
     if reason:
         if not source.fixture:
             raise DataError(source.label(), f"offline ({reason}) and this hub source has no "

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from transformers import AutoConfig, LlamaConfig, MistralConfig, Olmo2Config, PretrainedConfig, Qwen2Config
 
-from .paths import resolve_path
+from ..paths import CONFIGS_DIR, looks_like_local_path, resolve_path
 
 
 def _qwen2_5_7b() -> PretrainedConfig:
@@ -179,9 +179,9 @@ def architecture_config(name: str) -> PretrainedConfig:
     """The ``transformers`` config of a model's architecture, without downloading anything.
 
     Args:
-        name: a known hub id (``Qwen/Qwen2.5-7B``, case-insensitive), a preset name or
-            config file whose ``model.name_or_path`` is one (``qwen2.5-7b``, ``tiny``),
-            or a local model folder holding a ``config.json`` (``data/tiny-llama``).
+        name: a known hub id (``Qwen/Qwen2.5-7B``, case-insensitive), a shipped preset's
+            name whose ``model.name_or_path`` is one (``qwen2.5-7b``, ``tiny``), or a local
+            model folder holding a ``config.json`` (``data/tiny-llama``).
 
     Raises:
         KeyError: the name is none of these; the message lists the known hub ids.
@@ -202,13 +202,21 @@ def architecture_config(name: str) -> PretrainedConfig:
 
 
 def _preset_model(name: str) -> str | None:
-    """``model.name_or_path`` of a preset or config file, or None if ``name`` is neither."""
-    from .config import ConfigError, load_config
+    """``model.name_or_path`` of a shipped preset (``configs/NAME.yaml``), or None.
 
-    try:
-        return load_config(name).model.name_or_path
-    except (ConfigError, FileNotFoundError):
+    Read from the YAML file itself: the presets name their model directly, and this
+    module sits below :mod:`ift_tutorial.config` (which plans and rehearsals use).
+    """
+    path = CONFIGS_DIR / f"{name}.yaml"
+    if "/" in name or not path.is_file():
         return None
+    import yaml
+
+    model = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("model") or {}
+    value = model.get("name_or_path")
+    if isinstance(value, str) and looks_like_local_path(value, path.parent):
+        return str(resolve_path(value, path.parent))
+    return value if isinstance(value, str) else None
 
 
 def describe(config: Any) -> dict[str, Any]:

@@ -1,12 +1,12 @@
 """A QLoRA dry run: a preset's real architecture, random weights, real training steps.
 
 Nothing is downloaded: the architecture comes from
-:func:`ift_tutorial.architectures.architecture_config`, the weights are random
+:func:`ift_tutorial.planning.architectures.architecture_config`, the weights are random
 (normal, std 0.02), and every ``nn.Linear`` of the decoder layers becomes a
 bitsandbytes ``Linear4bit`` holding NF4 codes, exactly what loading a checkpoint
 in 4 bits produces. PEFT adds the preset's LoRA adapters, and a few optimizer
 steps run on a random-token batch. The run reports the memory it measured beside
-the planner's estimate (:mod:`ift_tutorial.memory`) for the same slice.
+the planner's estimate (:mod:`ift_tutorial.planning.memory`) for the same slice.
 
 On a GPU the whole model fits (a 7B model in 4 bits is ~5 GiB), and the peak is
 ``torch.cuda.max_memory_allocated``. On a CPU, a slice of 2 decoder layers keeps it
@@ -26,13 +26,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import ConfigError, ExperimentConfig, load_config
-from .devices import to_model_device
+from ..config import ConfigError, ExperimentConfig, load_config
+from ..training.devices import to_model_device
 from .hardware import detect_precision, trainable_dtype
-from .loading import disable_cpu_weight_repacking
-from .paths import display_path
-from .memory import (CUDA_OVERHEAD_BYTES, STATIC, GiB, MemoryPlan, measure_model_bytes, plan_memory,
-                     resolve_optim)
+from ..loading import disable_cpu_weight_repacking
+from ..paths import display_path
+from .measure import measure_model_bytes
+from .memory import CUDA_OVERHEAD_BYTES, STATIC, GiB, MemoryPlan, plan_memory, resolve_optim
 
 
 
@@ -58,7 +58,7 @@ def build_quantized_model(
     are drawn and quantised there: a full 7B model takes seconds, not minutes.
 
     Example:
-        >>> from ift_tutorial.architectures import architecture_config
+        >>> from ift_tutorial.planning.architectures import architecture_config
         >>> m = build_quantized_model(architecture_config("tiny"), compute_dtype=torch.float32)
         >>> type(m.model.layers[0].self_attn.q_proj).__name__
         'Linear4bit'

@@ -1,12 +1,13 @@
 """Where the GPU memory of a QLoRA run goes, component by component.
 
 The planner counts a model's parameters on PyTorch's ``meta`` device (shapes only,
-no memory, nothing downloaded) and turns them into bytes:
+no memory, nothing downloaded; :mod:`ift_tutorial.planning.parameters`) and turns them
+into bytes:
 
 - **4-bit base weights**: every ``nn.Linear`` of the decoder layers (not the output
   head), half a byte per weight, plus their quantisation constants (one fp32 absmax
   per block of 64, or with double quantisation one byte per block plus one fp32 per
-  256 blocks; see :mod:`ift_tutorial.quantization`).
+  256 blocks; see :mod:`ift_tutorial.scratch.quantization`).
 - **16-bit parts**: embeddings, output head, norms and biases stay in the compute
   dtype (bitsandbytes quantises only linear weights; the head is left out because
   its errors would land directly on the logits).
@@ -14,7 +15,7 @@ no memory, nothing downloaded) and turns them into bytes:
   makes them fp32; TRL's ``SFTTrainer`` casts them to bf16 when the base is
   quantised (QLoRA's recipe), and training keeps that only in a bf16 run: there they
   take 2 bytes each, in an fp16 run (a T4) and on a CPU 4 (see
-  :func:`ift_tutorial.hardware.trainable_dtype`). Then the optimizer states: torch's
+  :func:`ift_tutorial.planning.hardware.trainable_dtype`). Then the optimizer states: torch's
   AdamW keeps two moments in the parameters' dtype (8 bytes per fp32 parameter),
   bitsandbytes' 32-bit AdamW two fp32 moments, 8-bit AdamW two bytes plus block constants.
 - **Activations** (an estimate): what autograd keeps for the backward pass. Per
@@ -38,17 +39,20 @@ no memory, nothing downloaded) and turns them into bytes:
 
 Several GPUs (``strategy``, ``num_gpus``): data parallelism gives every GPU its own
 examples, so activations and logits never shrink. What is split N ways depends on the
-strategy (:data:`SHARDING`): nothing for DDP; the optimizer states for ZeRO-1; also the
-gradients for ZeRO-2; also the weights for ZeRO-3 and FSDP, which then gather each
-decoder layer whole for the moment it computes. The parts outside the decoder layers are
-whole at the peak too: FSDP1 wrapped per decoder layer (``configs/accelerate/fsdp_qlora.yaml``)
-keeps its root unit, the embeddings, final norm and head, gathered from the start of the
-forward pass to the end of the backward pass (``torch.distributed.fsdp``'s ``_post_forward``
-does not reshard the root); FSDP2 as accelerate wraps it (``fsdp2_prepare_model``) and
-ZeRO-3 have the head and final norm whole while the logits are computed.
+strategy (:data:`~ift_tutorial.planning.sharding.SHARDING`): nothing for DDP; the optimizer
+states for ZeRO-1; also the gradients for ZeRO-2; also the weights for ZeRO-3 and FSDP,
+which then gather each decoder layer whole for the moment it computes. The parts outside the
+decoder layers are whole at the peak too: FSDP1 wrapped per decoder layer
+(``configs/accelerate/fsdp_qlora.yaml``) keeps its root unit, the embeddings, final norm and
+head, gathered from the start of the forward pass to the end of the backward pass
+(``torch.distributed.fsdp``'s ``_post_forward`` does not reshard the root); FSDP2 as
+accelerate wraps it (``fsdp2_prepare_model``) and ZeRO-3 have the head and final norm whole
+while the logits are computed.
 
 "GB" in this module means GiB (2**30 bytes), the unit PyTorch and ``nvidia-smi``
-report. All numbers are estimates for planning; ``ift-tutorial dry-run`` measures.
+report. All numbers are estimates for planning; ``ift-tutorial dry-run`` measures
+(:mod:`ift_tutorial.planning.measure` counts the bytes a model actually holds), and
+:func:`ift_tutorial.book.plots.plot_plan` draws a plan.
 """
 
 from __future__ import annotations
@@ -59,10 +63,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-from torch import nn
-
-from .config import ConfigError, ExperimentConfig, LoraSettings, load_config
+from ..config import ConfigError, ExperimentConfig, LoraSettings, load_config
+from .parameters import ParameterBreakdown, count_parameters
+from .sharding import GATHERED, SHARDING, STRATEGIES
 
 GiB = 2**30
 
@@ -114,128 +117,6 @@ def optimizer_state_bytes(optim: str, adapter_bytes: int = 4) -> float:
 STATIC = ("base weights (4-bit)", "quantisation constants",
           "16-bit parts (embeddings, head, norms, biases)", "LoRA parameters",
           "LoRA gradients", "optimizer states")
-
-
-
-@dataclass(frozen=True)
-class Sharding:
-    """What a multi-GPU strategy splits across the GPUs (True: each GPU keeps 1/N)."""
-
-    optimizer_states: bool
-    gradients: bool
-    parameters: bool
-    #: which 16-bit parameters outside the decoder layers are whole on every GPU at the peak:
-    #: "" none (not sharded), "head" (head and final norm), "root" (FSDP1's root unit:
-    #: embeddings, final norm and head)
-    gathered: str = ""
-
-
-#: Strategies and what they split across GPUs.
-SHARDING: dict[str, Sharding] = {
-    "single": Sharding(False, False, False),
-    "ddp": Sharding(False, False, False),  # everything replicated, gradients all-reduced
-    "zero1": Sharding(True, False, False),  # DeepSpeed ZeRO stage 1
-    "zero2": Sharding(True, True, False),  # stage 2
-    "zero3": Sharding(True, True, True, "head"),  # stage 3: a module's weights gathered when it runs
-    "fsdp": Sharding(True, True, True, "root"),  # FSDP1 FULL_SHARD, one unit per decoder layer
-    "fsdp2": Sharding(True, True, True, "head"),  # fully_shard, as accelerate 1.15 wraps a model
-}
-STRATEGIES = tuple(SHARDING)
-
-#: The component of the 16-bit parameters that a sharded strategy holds whole at the peak.
-GATHERED = "16-bit parts gathered whole (root unit or head)"
-
-
-@dataclass
-class ParameterBreakdown:
-    """Parameter counts of an architecture as QLoRA stores it."""
-
-    quantized_numels: list[int]  # numel of each Linear weight stored in 4 bits
-    kept_params: int  # parameters left in the compute dtype (embeddings, head, norms, biases)
-    lora_params: int  # trainable adapter parameters
-    lora_layers: int  # how many Linear layers get an adapter
-    num_layers: int
-    hidden_size: int
-    intermediate_size: int
-    vocab_size: int
-    quantized_per_layer: int  # 4-bit weights in one decoder layer
-    root_params: int = 0  # 16-bit parameters outside the decoder layers (embeddings, final norm, head)
-    head_params: int = 0  # of those, the head and final norm (the embeddings too when tied)
-
-    @property
-    def quantized_params(self) -> int:
-        return sum(self.quantized_numels)
-
-    @property
-    def total_params(self) -> int:
-        return self.quantized_params + self.kept_params
-
-
-def meta_model(arch_config: Any) -> nn.Module:
-    """The architecture with shapes only (PyTorch ``meta`` device: no memory used)."""
-    from transformers import AutoModelForCausalLM
-
-    with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(arch_config)
-
-
-def _is_target(name: str, target_modules: str | list[str]) -> bool:
-    if target_modules == "all-linear":
-        return True
-    targets = [target_modules] if isinstance(target_modules, str) else list(target_modules)
-    return name.split(".")[-1] in targets
-
-
-def count_parameters(arch_config: Any, lora: LoraSettings | None = None) -> ParameterBreakdown:
-    """Count what QLoRA quantises, keeps and trains, for an architecture config.
-
-    Every ``nn.Linear`` except the output head is quantised (what transformers'
-    bitsandbytes integration does); LoRA adapts the Linear layers named in
-    ``lora.target_modules`` ("all-linear": all of them except the head, as PEFT).
-    The decoder layers are the modules named in the model's ``_no_split_modules`` (what
-    accelerate's ``TRANSFORMER_BASED_WRAP`` gives an FSDP unit each); the 16-bit parameters
-    outside them are what FSDP1's root unit holds.
-    """
-    lora = lora or LoraSettings()
-    model = meta_model(arch_config)
-    head = model.get_output_embeddings()
-    quantized: list[int] = []
-    quantized_ids: set[int] = set()
-    lora_params = lora_layers = 0
-    layer0 = 0
-    for name, module in model.named_modules():
-        if not isinstance(module, nn.Linear) or module is head:
-            continue
-        quantized.append(module.weight.numel())
-        quantized_ids.add(id(module.weight))
-        if ".layers.0." in f".{name}.":
-            layer0 += module.weight.numel()
-        if _is_target(name, lora.target_modules):
-            lora_params += lora.r * (module.in_features + module.out_features)
-            lora_layers += 1
-    kept = sum(p.numel() for p in model.parameters() if id(p) not in quantized_ids)
-    layer_classes = set(getattr(model, "_no_split_modules", None) or ())
-    in_layers = {id(p) for m in model.modules() if type(m).__name__ in layer_classes
-                 for p in m.parameters()}
-    outside = [p for p in model.parameters()  # shared (tied) parameters come once
-               if id(p) not in in_layers and id(p) not in quantized_ids]
-    embedding = {id(p) for p in model.get_input_embeddings().parameters()}
-    head_ids = {id(p) for p in head.parameters()} if head is not None else set()
-    if not quantized:
-        raise ConfigError("the architecture has no nn.Linear layers to quantise")
-    return ParameterBreakdown(
-        quantized_numels=quantized,
-        kept_params=kept,
-        lora_params=lora_params,
-        lora_layers=lora_layers,
-        num_layers=arch_config.num_hidden_layers,
-        hidden_size=arch_config.hidden_size,
-        intermediate_size=arch_config.intermediate_size,
-        vocab_size=arch_config.vocab_size,
-        quantized_per_layer=layer0,
-        root_params=sum(p.numel() for p in outside),
-        head_params=sum(p.numel() for p in outside if id(p) not in embedding or id(p) in head_ids),
-    )
 
 
 def quantized_weight_bytes(numel: int, double_quant: bool, blocksize: int = 64) -> dict[str, int]:
@@ -330,7 +211,7 @@ def plan_memory(
 
     Args:
         arch_config: a ``transformers`` config (from
-            :func:`ift_tutorial.architectures.architecture_config`).
+            :func:`ift_tutorial.planning.architectures.architecture_config`).
         seq_len, batch_size: tokens per example and examples per device and step.
         lora: rank and target modules.
         gradient_checkpointing: keep only layer inputs and recompute the rest.
@@ -343,14 +224,15 @@ def plan_memory(
         adapter_bytes: bytes per LoRA parameter (and gradient); default: 2 in a bf16
             run of a quantised base (TRL's bf16 cast is kept), else 4 (fp32: training
             undoes the cast, which an fp16 run's GradScaler cannot take).
-        strategy: a key of :data:`SHARDING`: single, ddp (everything replicated),
-            zero1 (optimizer states sharded over ``num_gpus``), zero2 (and gradients),
-            zero3, fsdp (FSDP1) or fsdp2 (and weights; one decoder layer gathered at a
-            time, plus the parts outside the layers that the strategy keeps whole).
+        strategy: a key of :data:`~ift_tutorial.planning.sharding.SHARDING`: single, ddp
+            (everything replicated), zero1 (optimizer states sharded over ``num_gpus``),
+            zero2 (and gradients), zero3, fsdp (FSDP1) or fsdp2 (and weights; one decoder
+            layer gathered at a time, plus the parts outside the layers that the strategy
+            keeps whole).
         overhead_bytes: CUDA context etc.; 0 when comparing with CPU tensor bytes.
 
     Example:
-        >>> from ift_tutorial.architectures import architecture_config
+        >>> from ift_tutorial.planning.architectures import architecture_config
         >>> from ift_tutorial import plan_memory
         >>> plan = plan_memory(architecture_config("Qwen/Qwen2.5-7B"), seq_len=1024, batch_size=2)
         >>> round(plan.total_gb) > 0
@@ -416,7 +298,7 @@ def plan_memory(
 
 
 def resolve_optim(optim: str | None, on_gpu: bool = True) -> str:
-    """The config's ``auto`` optimizer, as :func:`ift_tutorial.hardware.detect_precision` picks it."""
+    """The config's ``auto`` optimizer, as :func:`ift_tutorial.planning.hardware.detect_precision` picks it."""
     if optim in (None, "auto"):
         return "paged_adamw_8bit" if on_gpu else "adamw_torch"
     return optim
@@ -513,103 +395,8 @@ def plan_memory_cli(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(plan.to_dict(args.gpu), indent=2))
     else:
-        from .paths import display_path
+        from ..paths import display_path
 
         print(f"{config.name}: {display_path(config.model.name_or_path)}")
         print(format_plan(plan, args.gpu))
     return 0
-
-
-def plot_plan(plans: dict[str, MemoryPlan], gpu: str | None = "t4", ax=None):
-    """Stacked bars of one or more plans (label -> plan), with a GPU's memory as a line.
-
-    The legend names the components in the edition's language (:mod:`ift_tutorial.i18n`).
-    Components stack in the order of the plan that has the most of them; the 16-bit parts
-    that a sharded strategy gathers whole (:data:`GATHERED`) are drawn hatched in the colour
-    of the 16-bit parts, and every other component keeps its colour from plan to plan.
-    """
-    import matplotlib.pyplot as plt
-
-    from .i18n import t  # here: this module's functions use ``t`` for tensors
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4))
-    labels = list(plans)
-    by_size = sorted(plans.values(), key=lambda p: -len(p.components))
-    names = list(dict.fromkeys(k for p in by_size for k in p.components))
-    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    colours = dict(zip([n for n in names if n != GATHERED], cycle * len(names)))
-    bottom = [0.0] * len(labels)
-    for name in names:
-        vals = [plans[l].components.get(name, 0) / GiB for l in labels]
-        style = {"color": colours.get(name)}
-        if name == GATHERED:
-            kept = "16-bit parts (embeddings, head, norms, biases)"
-            style = {"color": colours.get(kept, cycle[0]), "hatch": "///", "edgecolor": "white"}
-        ax.bar(labels, vals, bottom=bottom, label=t(name), **style)
-        bottom = [b + v for b, v in zip(bottom, vals)]
-    if gpu:
-        ax.axhline(GPUS[gpu], color="k", ls="--", lw=1)
-        ax.text(len(labels) - 0.5, GPUS[gpu], f"{gpu.upper()} ({GPUS[gpu]:.0f} GiB)",
-                ha="right", va="bottom")
-    ax.set_ylabel("GiB")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    return ax
-
-
-# --- measuring what a model actually holds (used by tests, benchmarks, dry run) ----
-
-
-def _storage_key(t: torch.Tensor) -> tuple[int, int]:
-    return (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
-
-
-def quant_state_tensors(module: nn.Module) -> list[torch.Tensor]:
-    """The tensors of a bitsandbytes 4-bit weight's quantisation state (absmax, codes...)."""
-    qs = getattr(getattr(module, "weight", None), "quant_state", None)
-    if qs is None:
-        return []
-    out = [qs.absmax, qs.code]
-    if getattr(qs, "offset", None) is not None and torch.is_tensor(qs.offset):
-        out.append(qs.offset)
-    if getattr(qs, "state2", None) is not None:
-        out += [qs.state2.absmax, qs.state2.code]
-    return [t for t in out if torch.is_tensor(t)]
-
-
-def measure_model_bytes(model: nn.Module, optimizer: torch.optim.Optimizer | None = None
-                        ) -> dict[str, int]:
-    """Bytes a model and its optimizer actually hold, by the planner's components.
-
-    Storages shared between tensors (tied embeddings) are counted once.
-    """
-    seen: set[tuple[int, int]] = set()
-
-    def nbytes(t: torch.Tensor) -> int:
-        key = _storage_key(t)
-        if key in seen or t.device.type == "meta":
-            return 0
-        seen.add(key)
-        return t.untyped_storage().nbytes()
-
-    out = {"base weights (4-bit)": 0, "quantisation constants": 0,
-           "16-bit parts (embeddings, head, norms, biases)": 0, "LoRA parameters": 0,
-           "LoRA gradients": 0, "optimizer states": 0}
-    for module in model.modules():
-        for t in quant_state_tensors(module):
-            out["quantisation constants"] += nbytes(t)
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            out["LoRA parameters"] += nbytes(p)
-            if p.grad is not None:
-                out["LoRA gradients"] += nbytes(p.grad)
-        elif hasattr(p, "quant_state"):
-            out["base weights (4-bit)"] += nbytes(p)
-        else:
-            out["16-bit parts (embeddings, head, norms, biases)"] += nbytes(p)
-    if optimizer is not None:
-        for state in optimizer.state.values():
-            for v in state.values():
-                if torch.is_tensor(v) and v.numel() > 1:  # step counters are not memory
-                    out["optimizer states"] += nbytes(v)
-    return out

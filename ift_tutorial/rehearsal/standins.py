@@ -1,38 +1,23 @@
-"""Rehearsal: a 7B preset's whole code path on a CPU, in seconds (``IFT_REHEARSAL=1``).
-
-A 7B run needs a GPU and a 15 GB download, so without help nothing on a CPU would
-ever execute the 7B branches of the CLI and the notebooks. A rehearsal runs them
-with two substitutions, and nothing else changed:
+"""The stand-ins of a rehearsal: a 7B preset's tokenizer and model, shrunk, random, offline.
 
 * **Model.** Random weights in the preset's real architecture class and config
-  (:mod:`ift_tutorial.architectures`, offline), shrunk in depth, width and
+  (:mod:`ift_tutorial.planning.architectures`, offline), shrunk in depth, width and
   vocabulary: 2 layers, width 64, and the stand-in tokenizer's vocabulary instead of
   152k rows (a full-size output head alone takes minutes per step on two cores).
   The token ids in its ``config.json`` and ``generation_config.json`` are remapped
   to the stand-in tokenizer. The folder is written once per process, as safetensors,
-  to a temporary folder (never into the package's ``data/``), and loaded by the real
+  to a temporary folder (never into the project's ``data/``), and loaded by the real
   :func:`ift_tutorial.loading.load_model`: 4-bit NF4 through bitsandbytes.
 * **Tokenizer.** The tiny tokenizer plus the preset's special tokens (BOS, EOS, pad,
   end-of-turn), carrying the preset's chat template.
 
-It caps what a CPU cannot afford: training steps, evaluation examples and
-``max_new_tokens`` (a random model never stops), and uses one CPU thread; it skips the GPU requirement and
-the gated-model token check (the stand-in is a local folder), and computes in
-fp32. Everything else is the preset's own: template, data paths, evaluation code,
-the notebooks' 7B branches. Outputs say ``"rehearsal": true``. The scores of a
-random model mean nothing; a rehearsal checks that the pipeline runs.
-
-Example::
-
-    IFT_REHEARSAL=1 ift-tutorial train --config qwen2.5-7b --output-dir runs/r --set training.max_steps=2
+:mod:`ift_tutorial.rehearsal.preset` puts the stand-in folder into a rehearsed config.
 """
 
 from __future__ import annotations
 
 import atexit
-import os
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,16 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the heavy imports wait until a rehearsal really starts
     from transformers import PretrainedConfig, PreTrainedTokenizerBase
-
-    from .config import ExperimentConfig, ModelSettings
-
-#: The environment variable that turns rehearsal on ("1", "true", "yes").
-ENV = "IFT_REHEARSAL"
-
-# What a rehearsal caps. An explicit override (--set training.max_steps=5) still wins.
-MAX_STEPS = 3  # training steps
-MAX_EVAL_EXAMPLES = 16  # per held-out set
-MAX_NEW_TOKENS = 8  # per generated answer
 
 # The shrunk architecture: same class, same kind of attention (grouped or not), tiny sizes.
 LAYERS = 2
@@ -95,107 +70,11 @@ _ANNOUNCED: set[str] = set()
 _ROOT: Path | None = None
 
 
-def requested() -> bool:
-    """True when ``IFT_REHEARSAL`` is set to 1/true/yes."""
-    return os.environ.get(ENV, "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def hub_tokenizer(name_or_path: str) -> tuple[str, HubTokenizer] | None:
     """The canonical hub id and tokenizer facts of ``name_or_path`` (case-insensitive), if known."""
     by_lower = {k.lower(): k for k in HUB_TOKENIZERS}
     key = by_lower.get(str(name_or_path).lower())
     return (key, HUB_TOKENIZERS[key]) if key else None
-
-
-def applies_to(model: ModelSettings | ExperimentConfig | str) -> bool:
-    """True when rehearsal is on and ``model`` names a hub model it can stand in for.
-
-    The tiny preset (a local folder) and unknown hub ids run as they are.
-    """
-    name = getattr(getattr(model, "model", model), "name_or_path", model)
-    return requested() and hub_tokenizer(str(name)) is not None
-
-
-# --- the config: caps ---------------------------------------------------------------
-
-
-def cap_raw_config(raw: dict[str, Any]) -> dict[str, Any]:
-    """Cap a raw config dict (before command-line overrides) when rehearsal applies.
-
-    ``load_config`` calls this; explicit overrides are applied afterwards and win.
-    Logging and checkpoints follow the capped steps, so that a run still logs each
-    step and ends on a checkpoint.
-    """
-    from .config import DataSettings, TrainingSettings
-
-    model = raw.get("model") or {}
-    if not applies_to(str(model.get("name_or_path", ""))):
-        return raw
-    training, data = dict(raw.get("training") or {}), dict(raw.get("data") or {})
-    t, d = TrainingSettings(), DataSettings()
-    steps = min(int(training.get("max_steps", t.max_steps)), MAX_STEPS)
-    training.update(
-        max_steps=steps, logging_steps=1,
-        save_steps=min(int(training.get("save_steps", t.save_steps)), steps),
-        max_new_tokens=min(int(training.get("max_new_tokens", t.max_new_tokens)), MAX_NEW_TOKENS),
-    )
-    if not training.get("num_threads"):
-        training["num_threads"] = 1  # matrices of width 64: more threads only wait for each other
-    limit = data.get("max_eval_examples", d.max_eval_examples)
-    data["max_eval_examples"] = MAX_EVAL_EXAMPLES if limit is None else min(int(limit), MAX_EVAL_EXAMPLES)
-    out = {**raw, "training": training, "data": data}
-    import torch
-
-    if torch.cuda.is_available():  # on a CPU "auto" is fp32 already
-        out["model"] = {**model, "compute_dtype": "fp32"}
-    announce(raw.get("name") or model.get("name_or_path"), str(model["name_or_path"]))
-    return out
-
-
-def cap_max_new_tokens(config: ExperimentConfig, max_new_tokens: int) -> int:
-    """A command-line ``--max-new-tokens``, capped when rehearsal applies."""
-    return min(max_new_tokens, MAX_NEW_TOKENS) if applies_to(config) else max_new_tokens
-
-
-def scale(config: ExperimentConfig) -> str:
-    """What a run can show: ``"tiny"`` (the local tiny model), ``"7b"`` (a 7B-scale model:
-    a hub id, or a local folder of one, :func:`ift_tutorial.paths.is_large_model`) or
-    ``"rehearsal"`` (a 7B preset's code path with a random stand-in: the pipeline, no scores).
-
-    The chapters assert per scale: the tiny world's numbers at ``tiny``, what tuning a real
-    base does at ``7b``, and that every step ran at ``rehearsal``.
-
-    Example:
-        >>> from ift_tutorial.config import load_config
-        >>> scale(load_config("tiny"))
-        'tiny'
-    """
-    from .paths import is_large_model
-
-    if applies_to(config):
-        return "rehearsal"
-    return "7b" if is_large_model(config.model.name_or_path) else "tiny"
-
-
-def marker(config: ExperimentConfig | ModelSettings) -> dict[str, bool]:
-    """``{"rehearsal": True}`` for the outputs of a rehearsed run, else ``{}``."""
-    return {"rehearsal": True} if applies_to(config) else {}
-
-
-def announce(preset: str, name_or_path: str) -> None:
-    """The one line that says a run is a rehearsal (once per preset and process, on stderr)."""
-    if preset in _ANNOUNCED:
-        return
-    _ANNOUNCED.add(preset)
-    from .architectures import architecture_config
-
-    model_class = _causal_lm_class(architecture_config(name_or_path)).__name__
-    print(f"REHEARSAL ({ENV}=1): {preset} runs as random weights of its real {model_class} "
-          f"shrunk to {LAYERS} layers of width {WIDTH}, with a stand-in tokenizer (the tiny one plus "
-          f"the preset's special tokens and chat template); at most {MAX_STEPS} training steps, "
-          f"{MAX_EVAL_EXAMPLES} evaluation examples per set and {MAX_NEW_TOKENS} new tokens; fp32; "
-          "no GPU and no hub token needed. Its scores mean nothing: it checks the pipeline.",
-          file=sys.stderr, flush=True)
 
 
 # --- the stand-in tokenizer -------------------------------------------------------------
@@ -231,7 +110,7 @@ def stand_in_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     """
     from transformers import AutoTokenizer
 
-    from .paths import TINY_MODEL_DIR
+    from ..paths import TINY_MODEL_DIR
 
     found = hub_tokenizer(name_or_path)
     if found is None:
@@ -263,7 +142,7 @@ def shrunk_config(name_or_path: str, tokenizer: PreTrainedTokenizerBase) -> Pret
     Grouped-query attention stays grouped: the number of key/value heads keeps its ratio
     to the query heads where it can (Qwen2.5 28:4 becomes 4:1, OLMo 2's 32:32 becomes 4:4).
     """
-    from .architectures import architecture_config
+    from ..planning.architectures import architecture_config
 
     key, facts = hub_tokenizer(name_or_path)
     arch = architecture_config(key)
@@ -296,6 +175,13 @@ def _remap(value: int | list[int] | None, facts: HubTokenizer, tokenizer: PreTra
     if new is None or new == tokenizer.unk_token_id:
         raise KeyError(f"{what}: {facts.ids[value]!r} is not in the stand-in tokenizer")
     return new
+
+
+def model_class_name(hub_id: str) -> str:
+    """The transformers class of a hub model's architecture (``Qwen2ForCausalLM``...)."""
+    from ..planning.architectures import architecture_config
+
+    return _causal_lm_class(architecture_config(hub_id)).__name__
 
 
 def _causal_lm_class(config: PretrainedConfig) -> type:
@@ -347,8 +233,3 @@ def model_folder(name_or_path: str, seed: int = 0) -> Path:
     tokenizer.save_pretrained(folder)
     _BUILT[key] = folder
     return folder
-
-
-def resolve(name_or_path: str) -> str | None:
-    """The stand-in folder to load instead of ``name_or_path``, or None (load the real one)."""
-    return str(model_folder(name_or_path)) if applies_to(name_or_path) else None

@@ -318,7 +318,7 @@ def load_from_pretrained(path: str | Path) -> Llama:
     from safetensors.torch import load_file
     from transformers import AutoConfig
 
-    from .paths import resolve_path
+    from ..paths import resolve_path
 
     folder = resolve_path(path)
     if not (folder / "config.json").is_file():
@@ -383,6 +383,6 @@ def parameter_breakdown(model: nn.Module) -> dict[str, int]:
 
 def architecture_parameter_counts(name: str) -> dict[str, int]:
     """:func:`parameter_breakdown` of a known architecture (hub id or preset name)."""
-    from .architectures import architecture_config
+    from ..planning.architectures import architecture_config
 
     return parameter_breakdown(meta_model(architecture_config(name)))

@@ -27,7 +27,7 @@ from statistics import NormalDist
 
 import torch
 
-from .i18n import t
+from ..i18n import t
 
 #: The outermost quantile used for NF4. The quantile function is infinite at 0 and 1,
 #: so QLoRA stops short of them: at the mean of the half-bin widths of a 15-level

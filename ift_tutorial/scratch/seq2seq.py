@@ -1,7 +1,7 @@
 """A small encoder–decoder transformer, to see cross-attention at work (chapter 3).
 
 The toy task is reversing a sequence of digits (``3 1 4 1 5`` -> ``5 1 4 1 3``).
-Three models share the same building blocks from :mod:`ift_tutorial.attention`:
+Three models share the same building blocks from :mod:`ift_tutorial.scratch.attention`:
 
 - the **encoder** reads the whole source with (non-causal) self-attention;
 - the **decoder** writes the target with causal self-attention plus

@@ -24,10 +24,10 @@ import yaml
 from tqdm.auto import tqdm
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from .config import ConfigError, apply_overrides, find_config
+from ..config import ConfigError, apply_overrides, find_config
 from .corpus import World, make_corpus, make_world
-from .paths import TINY_MODEL_DIR, display_path, resolve_path
-from .progress import live_progress
+from ..paths import TINY_MODEL_DIR, display_path, resolve_path
+from ..training.progress import live_progress
 from .tasks import build_task_files
 from .tokenizer import save_tokenizer, train_tokenizer
 
@@ -100,7 +100,7 @@ def pretrain(cfg: dict[str, Any], output_dir: str | os.PathLike[str] | None = No
         cfg: a pretraining config (see ``configs/pretrain-tiny.yaml``).
         output_dir: where to save; default ``cfg["output_dir"]``.
         progress: show a tqdm bar; default: when someone watches
-            (:func:`ift_tutorial.progress.live_progress`).
+            (:func:`ift_tutorial.training.progress.live_progress`).
 
     Returns:
         A summary: parameters, tokens seen, seconds, first and last loss, the folder.

@@ -24,8 +24,8 @@ from collections import Counter
 from pathlib import Path
 
 from .corpus import KINDS, Fact, World
-from .errors import DataError
-from .paths import resolve_path
+from ..errors import DataError
+from ..paths import resolve_path
 
 # Question templates. Their wording stays close to the corpus statements
 # ("lives in", "住在", "加", "等于", "reversed", "倒过来"): a tiny model finds a fact

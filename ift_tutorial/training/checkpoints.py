@@ -27,7 +27,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from . import distributed
-from .paths import display_path
+from ..paths import display_path
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def resolve_resume(output_dir: str | os.PathLike[str], resume: str) -> ResumeCho
     if resume != "auto":
         reason = check_complete(resume)
         if reason is not None:
-            from .errors import UserFacingError
+            from ..errors import UserFacingError
 
             raise UserFacingError(f"cannot resume from {resume}: {reason}")
         return ResumeChoice(checkpoint=str(resume))

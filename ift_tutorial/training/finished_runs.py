@@ -1,7 +1,7 @@
 """Finished runs, kept so that a second build of the book does not train the same thing twice.
 
 Both editions of the book run the same code cells. When chapter 7 asks for a fresh run
-(``train(config, run_dir, fresh=True)``), :func:`ift_tutorial.training.train` keeps a
+(``train(config, run_dir, fresh=True)``), :func:`ift_tutorial.training.trainer.train` keeps a
 copy of a finished small run (the tiny preset, a rehearsal; never a 7B run) under
 ``<runs>/.finished/<key>/``, where the key is a hash of everything that decides the
 result: the whole config, whether it was evaluated, and the package's own source code.
@@ -28,13 +28,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .config import ExperimentConfig
-from .errors import UserFacingError
-from .formatting import seconds
-from .paths import PACKAGE_DIR, is_large_model, runs_dir
+from ..config import ExperimentConfig
+from ..errors import UserFacingError
+from ..formatting import seconds
+from ..paths import PACKAGE_DIR, is_large_model, runs_dir
 
 REUSE_ENV = "IFT_REUSE_RUNS"
-LOCK_NAME = ".lock"  # the run lock (ift_tutorial.runlock) stays where it is
+LOCK_NAME = ".lock"  # the run lock (ift_tutorial.training.runlock) stays where it is
 TRANSCRIPT = "transcript.txt"  # what the run printed, shown again when it is reused
 
 

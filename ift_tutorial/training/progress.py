@@ -27,8 +27,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from .errors import UserFacingError
-from .formatting import number, seconds
+from ..errors import UserFacingError
+from ..formatting import number, seconds
 
 #: The environment variable that forces quiet (``1``) or live (``0``) progress.
 QUIET_ENV = "IFT_QUIET_PROGRESS"

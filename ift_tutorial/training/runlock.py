@@ -1,7 +1,7 @@
 """Run safety: one live training run per output folder, and no rank outliving its launcher.
 
 Two runs writing into the same ``OUTPUT_DIR`` overwrite each other's checkpoints. So
-:func:`ift_tutorial.training.train` holds an exclusive *OS file lock* on
+:func:`ift_tutorial.training.trainer.train` holds an exclusive *OS file lock* on
 ``OUTPUT_DIR/.lock`` for as long as it runs. The kernel drops the lock when the
 process ends, however it ends (``kill -9`` and the OOM killer included), so a lock
 is never left stale. The file holds the holder's PID, which the refusal names.
@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from .errors import UserFacingError
-from .paths import display_path
+from ..errors import UserFacingError
+from ..paths import display_path
 
 LOCK_NAME = ".lock"
 # flock's answers on file systems that have no locks (some FUSE and network mounts,

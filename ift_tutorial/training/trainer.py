@@ -29,17 +29,17 @@ from typing import Any
 import torch
 from transformers import set_seed
 
-from . import distributed, finished_runs, rehearsal
+from . import distributed, finished_runs
 from .checkpoints import CompleteMarkerCallback, resolve_resume
-from .config import ExperimentConfig
-from .errors import UserFacingError
-from .evaluation import SUMMARY_KEYS, evaluate_model
-from .formatting import number, percent
-from .generation import save_generation_config
-from .hardware import Precision, detect_precision, trainable_dtype
-from .loading import load_model, load_tokenizer
-from .paths import display_path
-from .plots import plot_loss
+from ..config import ExperimentConfig
+from ..errors import UserFacingError
+from ..evaluation.runner import SUMMARY_KEYS, evaluate_model
+from ..formatting import number, percent
+from ..inference.generation import save_generation_config
+from ..planning.hardware import Precision, detect_precision, trainable_dtype
+from ..loading import load_model, load_tokenizer
+from ..paths import display_path
+from ..book.plots import plot_loss
 from .progress import use_summary_line
 from .runlock import RunLock, die_with_launcher
 
@@ -121,7 +121,7 @@ def fp32_adapter(model: torch.nn.Module, dtype: torch.dtype = torch.float32) -> 
     TRL casts LoRA weights to bf16 when the base model is quantised. That suits a bf16
     run only: an fp16 run (a T4) crashes at its first optimizer step (GradScaler cannot
     unscale bf16 gradients), and with fp32 compute (a CPU) the updates get coarser.
-    :func:`build_trainer` applies :func:`ift_tutorial.hardware.trainable_dtype`.
+    :func:`build_trainer` applies :func:`ift_tutorial.planning.hardware.trainable_dtype`.
     """
     n = 0
     for p in model.parameters():
@@ -134,7 +134,7 @@ def fp32_adapter(model: torch.nn.Module, dtype: torch.dtype = torch.float32) -> 
 def build_trainer(config: ExperimentConfig, model: torch.nn.Module, tokenizer: Any, dataset: Any,
                   args: Any, precision: Precision, callbacks: list | None = None):
     """TRL's ``SFTTrainer`` with the config's LoRA adapter, its trainable weights in
-    :func:`~ift_tutorial.hardware.trainable_dtype` (fp32 unless the run is bf16).
+    :func:`~ift_tutorial.planning.hardware.trainable_dtype` (fp32 unless the run is bf16).
 
     Example:
         >>> trainer = build_trainer(cfg, model, tok, dataset, sft_config(cfg, "out", p), p)  # doctest: +SKIP
@@ -250,7 +250,7 @@ def train(
         fresh: empty ``output_dir`` first and train from step 0. A finished fresh run
             is kept under ``<runs>/.finished`` and, with ``IFT_REUSE_RUNS=1``, a later
             fresh run of the same config and code is copied from there instead of
-            trained again (:mod:`ift_tutorial.finished_runs`; the Chinese book build).
+            trained again (:mod:`ift_tutorial.training.finished_runs`; the Chinese book build).
 
     Returns:
         The metrics (also written to ``output_dir/metrics.json``).
@@ -262,7 +262,7 @@ def train(
 
     Example:
         >>> from ift_tutorial.config import load_config
-        >>> from ift_tutorial.training import train
+        >>> from ift_tutorial.training.trainer import train
         >>> cfg = load_config("tiny", ["training.max_steps=3"])
         >>> metrics = train(cfg, "runs/demo", evaluate=False)  # doctest: +SKIP
     """
@@ -313,7 +313,7 @@ def _train(
     lock: RunLock,
 ) -> dict[str, Any]:
     """The body of :func:`train`, run while ``lock`` is held."""
-    from .instruction_data import prepare_dataset
+    from ..instructions.dataset import prepare_dataset
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -336,7 +336,7 @@ def _train(
     )
     print(data_report, flush=True)
 
-    metrics: dict[str, Any] = {"config": config.name, **rehearsal.marker(config)}
+    metrics: dict[str, Any] = {"config": config.name, **config.marker()}
     before: dict[str, Any] = {}
     if evaluate:
         # The base model, exactly as training will start from it.

@@ -10,25 +10,15 @@ Chromium is missing these tests skip, unless ``IFT_BOOK_TESTS=1`` (CI), where th
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from functools import cache
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-BOOK = ROOT / "book"
-CHAPTERS = BOOK / "chapters"
-HTML = BOOK / "_build" / "html"
-EXECUTED = BOOK / "_build" / "jupyter_execute"
-REQUIRE_BUILT_BOOK = os.environ.get("IFT_BOOK_TESTS") == "1"
+from helpers import (BOOK, EXECUTED, HTML, ROOT, cell_source, chapter_notebooks, chapter_pages, chromium,
+                     code_outputs, dump_dom, math_count, notebook_cells, read_notebook, require)
 
 CONFIG = yaml.safe_load((BOOK / "_config.yml").read_text(encoding="utf-8"))
 REPO_URL = CONFIG["repository"]["url"]
@@ -45,17 +35,8 @@ if "google.colab" in sys.modules and not os.path.isdir("ift-tutorial"):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", "ift-tutorial/constraints-colab.txt",
                     "-e", "ift-tutorial", f"torch=={{version('torch')}}"], check=True)
     sys.path.insert(0, os.path.abspath("ift-tutorial"))
-from ift_tutorial.notebook import setup_notebook
+from ift_tutorial.book.notebook import setup_notebook
 PRESET = setup_notebook(default=PRESET, runs_on_drive=RUNS_ON_DRIVE)  # IFT_PRESET, if set, wins'''
-
-
-def _source(cell: dict) -> str:
-    src = cell.get("source", "")
-    return "".join(src) if isinstance(src, list) else src
-
-
-def _read(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def book_notebooks() -> list[Path]:
@@ -64,10 +45,6 @@ def book_notebooks() -> list[Path]:
         p for p in BOOK.rglob("*.ipynb")
         if "_build" not in p.parts and ".ipynb_checkpoints" not in p.parts
     )
-
-
-def chapter_notebooks() -> list[Path]:
-    return sorted(CHAPTERS.glob("*.ipynb"))
 
 
 def colab_url(stem: str) -> str:
@@ -105,7 +82,7 @@ def test_there_are_chapters():
 
 @pytest.mark.parametrize("path", book_notebooks(), ids=lambda p: p.name)
 def test_committed_notebooks_have_stripped_outputs(path):
-    nb = _read(path)
+    nb = read_notebook(path)
     dirty = [
         i for i, cell in enumerate(nb["cells"])
         if cell["cell_type"] == "code" and (cell.get("outputs") or cell.get("execution_count") is not None)
@@ -119,19 +96,19 @@ def test_committed_notebooks_have_stripped_outputs(path):
 
 @pytest.mark.parametrize("path", chapter_notebooks(), ids=lambda p: p.name)
 def test_chapter_starts_with_title_badge_and_setup_cell(path):
-    cells = _read(path)["cells"]
+    cells = notebook_cells(path)
     title, setup = cells[0], cells[1]
     assert title["cell_type"] == "markdown"
-    first_line = _source(title).splitlines()[0]
+    first_line = cell_source(title).splitlines()[0]
     if path.stem[:2].isdigit():
         assert first_line.startswith(f"# Chapter {int(path.stem[:2])}: "), first_line
     else:
         assert first_line.startswith("# Appendix"), first_line
     badge = f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(path.stem)})"
-    assert badge in _source(title), f"{path.name}: the Colab badge must link to {colab_url(path.stem)}"
+    assert badge in cell_source(title), f"{path.name}: the Colab badge must link to {colab_url(path.stem)}"
     assert setup["cell_type"] == "code"
-    assert f'REPO_URL = "{REPO_URL}"' in _source(setup), "REPO_URL must equal repository.url of _config.yml"
-    assert _source(setup).strip() == SETUP_CELL, f"{path.name}: the setup cell differs from the book's convention"
+    assert f'REPO_URL = "{REPO_URL}"' in cell_source(setup), "REPO_URL must equal repository.url of _config.yml"
+    assert cell_source(setup).strip() == SETUP_CELL, f"{path.name}: the setup cell differs from the book's convention"
 
 
 def test_every_toc_entry_exists_and_every_chapter_is_listed():
@@ -154,55 +131,19 @@ def test_config_executes_with_cache_and_serves_mathjax_locally():
 # --- The built book -----------------------------------------------------------------
 
 
-def _require(condition: bool, reason: str) -> None:
-    """Skip (or, with IFT_BOOK_TESTS=1, fail) when the built book or a browser is missing."""
-    if condition:
-        return
-    if REQUIRE_BUILT_BOOK:
-        pytest.fail(reason + " (IFT_BOOK_TESTS=1)")
-    pytest.skip(reason)
-
-
-def chromium() -> str | None:
-    return os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.fixture(scope="module")
 def built():
-    _require((HTML / "index.html").is_file(), "the book is not built: run `make book` first")
+    require((HTML / "index.html").is_file(), "the book is not built: run `make book` first")
     return HTML
-
-
-def chapter_pages(html: Path) -> dict[str, Path]:
-    return {p.stem: p for p in sorted((html / "chapters").glob("*.html"))}
-
-
-@cache
-def _dump_dom(page: Path) -> str:
-    """The DOM after scripts ran (MathJax included), from headless Chromium."""
-    with tempfile.TemporaryDirectory() as profile:
-        result = subprocess.run(
-            [
-                chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", f"--user-data-dir={profile}", "--virtual-time-budget=10000",
-                "--dump-dom", page.as_uri(),
-            ],
-            capture_output=True, text=True, timeout=120, check=False,
-        )
-    assert result.returncode == 0 and "</html>" in result.stdout, (
-        f"chromium failed on {page}: {result.stderr[-1000:]}"
-    )
-    return result.stdout
 
 
 @pytest.fixture(scope="module")
 def rendered(built):
     """Rendered DOM of every chapter page (two Chromium processes at a time)."""
-    _require(chromium() is not None, "chromium is not installed (Debian: apt-get install chromium)")
+    require(chromium() is not None, "chromium is not installed (Debian: apt-get install chromium)")
     pages = chapter_pages(built)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        doms = dict(zip(pages, pool.map(_dump_dom, pages.values())))
+        doms = dict(zip(pages, pool.map(dump_dom, pages.values())))
     return doms
 
 
@@ -217,13 +158,9 @@ def test_built_pages_load_no_script_from_the_network(built):
     assert (built / "_static" / "mathjax" / "tex-chtml.js").is_file(), "the local MathJax was not copied"
 
 
-def _math_count(static_html: str) -> int:
-    return len(re.findall(r'class="math notranslate nohighlight"', static_html))
-
-
 def test_formulas_are_typeset_by_the_local_mathjax(built, rendered):
     pages = chapter_pages(built)
-    with_math = {stem: _math_count(p.read_text(encoding="utf-8")) for stem, p in pages.items()}
+    with_math = {stem: math_count(p.read_text(encoding="utf-8")) for stem, p in pages.items()}
     with_math = {stem: n for stem, n in with_math.items() if n}
     assert {"02_attention", "appendix_errata"} <= set(with_math), f"formulas expected, found in: {sorted(with_math)}"
     for stem, n in with_math.items():
@@ -236,12 +173,7 @@ def test_formulas_are_typeset_by_the_local_mathjax(built, rendered):
 
 
 def _png_outputs(executed: Path) -> int:
-    nb = _read(executed)
-    return sum(
-        "image/png" in out.get("data", {})
-        for cell in nb["cells"] if cell["cell_type"] == "code"
-        for out in cell.get("outputs", [])
-    )
+    return sum("image/png" in out.get("data", {}) for out in code_outputs(executed))
 
 
 def test_figures_are_shown(built, rendered):
@@ -264,7 +196,7 @@ def test_colab_button_opens_the_pages_own_notebook(built, rendered):
 # --- What a reader must not see in outputs ----------------------------------------------
 
 #: Machine paths, progress-bar lines and library warnings (ift_tutorial.paths.display_path,
-#: ift_tutorial.progress and ift_tutorial.quiet keep them out of the outputs); transformers 5
+#: ift_tutorial.training.progress and ift_tutorial.quiet keep them out of the outputs); transformers 5
 #: starts its log lines with "[transformers]".
 NOISE = re.compile(r"/root|/home|/tmp|/content|site-packages|it/s\]|Warning|\[transformers\]")
 _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}

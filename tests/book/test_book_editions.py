@@ -24,11 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from test_book import (BOOK, HTML, _dump_dom, _math_count, _read, _require, chapter_pages,
-                       chromium)
+from helpers import BOOK, EXECUTED, HTML, chapter_pages, chromium, code_outputs, dump_dom, math_count, require
 
 ZH_HTML = HTML / "zh"
-EXECUTED_EN = BOOK / "_build" / "jupyter_execute" / "chapters"
+EXECUTED_EN = EXECUTED / "chapters"
 EXECUTED_ZH = BOOK / "_build" / "zh" / "_build" / "jupyter_execute" / "chapters"
 CJK = re.compile(r"[\u4e00-\u9fff]")
 SWITCH = re.compile(r'<a class="edition-switch-link" href="([^"]+)" hreflang="([^"]+)"')
@@ -36,13 +35,13 @@ SWITCH = re.compile(r'<a class="edition-switch-link" href="([^"]+)" hreflang="([
 
 @pytest.fixture(scope="module")
 def site():
-    _require((ZH_HTML / "index.html").is_file(), "the Chinese edition is not built: run `make book`")
+    require((ZH_HTML / "index.html").is_file(), "the Chinese edition is not built: run `make book`")
     return HTML
 
 
 @pytest.fixture(scope="module")
 def browser(site):
-    _require(chromium() is not None, "chromium is not installed (Debian: apt-get install chromium)")
+    require(chromium() is not None, "chromium is not installed (Debian: apt-get install chromium)")
     return chromium()
 
 
@@ -76,8 +75,8 @@ def test_chinese_pages_typeset_formulas_show_figures_and_open_chinese_notebooks(
     pages = chapter_pages(ZH_HTML)
     for stem in ("02_attention", "06_qlora"):
         static = pages[stem].read_text(encoding="utf-8")
-        dom = _dump_dom(pages[stem])
-        n = _math_count(static)
+        dom = dump_dom(pages[stem])
+        n = math_count(static)
         assert n > 0 and dom.count("<mjx-container") >= n and "<mjx-merror" not in dom, stem
         images = re.findall(r'<img[^>]*\ssrc="(\.\./_images/[^"]+\.png)"', dom)
         assert images and all((pages[stem].parent / s).resolve().is_file() for s in images), stem
@@ -87,20 +86,17 @@ def test_chinese_pages_typeset_formulas_show_figures_and_open_chinese_notebooks(
 
 
 def _pngs(executed: Path) -> list[bytes]:
-    nb = _read(executed)
     return [base64.b64decode(out["data"]["image/png"])
-            for cell in nb["cells"] if cell["cell_type"] == "code"
-            for out in cell.get("outputs", []) if "image/png" in out.get("data", {})]
+            for out in code_outputs(executed) if "image/png" in out.get("data", {})]
 
 
 def _stderr(executed: Path) -> str:
-    nb = _read(executed)
-    return "".join("".join(out.get("text", "")) for cell in nb["cells"] if cell["cell_type"] == "code"
-                   for out in cell.get("outputs", []) if out.get("name") == "stderr")
+    return "".join("".join(out.get("text", "")) for out in code_outputs(executed)
+                   if out.get("name") == "stderr")
 
 
 def test_chinese_figures_have_chinese_labels_and_no_missing_glyphs(site):
-    _require(EXECUTED_ZH.is_dir(), "the Chinese edition's executed notebooks are missing")
+    require(EXECUTED_ZH.is_dir(), "the Chinese edition's executed notebooks are missing")
     differing = 0
     for executed in sorted(EXECUTED_ZH.glob("*.ipynb")):
         zh, en = _pngs(executed), _pngs(EXECUTED_EN / executed.name)
@@ -142,7 +138,7 @@ def test_chinese_text_is_drawn_with_real_glyphs(site, browser, tmp_path):
 def test_solutions_are_collapsed_toggles_with_an_executed_cell(site, browser):
     for html in (HTML, ZH_HTML):
         page = chapter_pages(html)["06_qlora"]
-        dom = _dump_dom(page)
+        dom = dump_dom(page)
         # sphinx-exercise's dropdown solution, turned into a toggle by the theme's script
         classes = re.findall(r'<div class="(solution [^"]*)" id="[^"]*solution-\d+"', dom)
         assert len(classes) >= 3, f"{page}: {len(classes)} solutions"

@@ -7,8 +7,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from helpers import BOOK
 
-EXT = Path(__file__).resolve().parents[1] / "book" / "_ext" / "local_mathjax.py"
+EXT = BOOK / "_ext" / "local_mathjax.py"
 
 
 @pytest.fixture

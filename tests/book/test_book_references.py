@@ -9,44 +9,25 @@ and references to the article's own numbering ("the article's section 4") are sk
 
 from __future__ import annotations
 
-import json
 import re
 from functools import cache
-from pathlib import Path
 
 import pytest
+from helpers import BOOK, CAPTION, CHAPTERS, HEADING, NUM, chapter_notebooks, markdown_prose, markdown_text
 
-BOOK = Path(__file__).resolve().parents[1] / "book"
-CHAPTERS = BOOK / "chapters"
-
-NUM = r"(?:\d+|[A-Z])\.\d+(?:\.\d+)?"  # 7.7, A.1, 4.2.1
 JOIN = r"\s*(?:,|and|or|to|–|-)\s*"
 SECTION_REF = re.compile(rf"(?:\b[Ss]ections?\s+|§\s*)({NUM}(?:{JOIN}{NUM})*)")
 CHAPTER_REF = re.compile(rf"\b[Cc]hapters?\s+(\d+(?:{JOIN}\d+)*)\b")
 FIGURE_REF = re.compile(rf"\bFigures?\s+({NUM}(?:{JOIN}{NUM})*)")
-CAPTION = re.compile(rf"(?m)^\*?Figure ({NUM}):")
-HEADING = re.compile(rf"(?m)^#{{2,4}}\s+({NUM})\s")
 LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]+\.ipynb)(?:#[^)]*)?\)")
-
-
-def _source(cell: dict) -> str:
-    src = cell.get("source", "")
-    return "".join(src) if isinstance(src, list) else src
-
-
-def _prose(text: str) -> str:
-    """Markdown without fenced code blocks and inline code."""
-    text = re.sub(r"(?ms)^(```|~~~).*?^\1", "", text)
-    return re.sub(r"`[^`\n]*`", "", text)
 
 
 @cache
 def pages() -> dict[str, str]:
     """Markdown prose of every chapter notebook (by file name) and of the book's .md pages."""
     out = {}
-    for path in sorted(CHAPTERS.glob("*.ipynb")):
-        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-        out[path.name] = "\n\n".join(_source(c) for c in cells if c["cell_type"] == "markdown")
+    for path in chapter_notebooks():
+        out[path.name] = markdown_text(path)
     for path in sorted(BOOK.glob("*.md")):
         out[path.name] = path.read_text(encoding="utf-8")
     return out
@@ -70,7 +51,7 @@ def index() -> dict[str, dict[str, set[str]]]:
     for name, text in pages().items():
         chapter = chapter_of(name)
         if chapter is not None:
-            prose = _prose(text)
+            prose = markdown_prose(text)
             found[chapter] = {"sections": set(HEADING.findall(prose)), "figures": set(CAPTION.findall(prose)),
                               "file": {name}}
     return found
@@ -89,7 +70,7 @@ def _about_the_article(prose: str, start: int) -> bool:
 
 
 def broken_references(name: str) -> list[str]:
-    prose = _prose(pages()[name])
+    prose = markdown_prose(pages()[name])
     known = index()
     broken = []
     for m in SECTION_REF.finditer(prose):

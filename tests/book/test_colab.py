@@ -11,15 +11,15 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+from helpers import CHAPTERS, cell_source, chapter_notebooks, code_sources, notebook_cells, read_notebook
 from packaging.requirements import Requirement
 
-from ift_tutorial import colab, notebook
+from ift_tutorial.book import colab, notebook
 from ift_tutorial.config import available_presets
 from ift_tutorial.errors import UserFacingError
 from ift_tutorial.paths import PROJECT_ROOT, local_runs_dir, runs_dir
 
 CONSTRAINTS = PROJECT_ROOT / colab.CONSTRAINTS_FILE
-CHAPTERS = PROJECT_ROOT / "book" / "chapters"
 PINNED = {"transformers", "trl", "peft", "accelerate", "datasets", "bitsandbytes", "safetensors",
           "tokenizers", "huggingface-hub"}
 
@@ -31,7 +31,7 @@ def _constraints() -> dict[str, Requirement]:
 
 
 def _setup_source(path: Path) -> str:
-    return "".join(json.loads(path.read_text(encoding="utf-8"))["cells"][1]["source"])
+    return cell_source(notebook_cells(path)[1])
 
 
 def test_constraints_pin_the_tested_stack_but_not_torch():
@@ -75,12 +75,12 @@ def test_setup_cell_form_lists_every_preset():
     assert "setup_notebook(default=PRESET, runs_on_drive=RUNS_ON_DRIVE)" in source
 
 
-@pytest.mark.parametrize("path", sorted(CHAPTERS.glob("*.ipynb")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", chapter_notebooks(), ids=lambda p: p.name)
 def test_chapters_with_a_7b_branch_open_on_a_colab_gpu(path):
-    code = [_ for c in json.loads(path.read_text(encoding="utf-8"))["cells"][2:]
-            if c["cell_type"] == "code" for _ in ["".join(c["source"])]]
+    nb = read_notebook(path)
+    code = code_sources(nb["cells"][2:])
     uses_preset = any(re.search(r"load_config\(PRESET|PRESET [!=]=", src) for src in code)
-    meta = json.loads(path.read_text(encoding="utf-8"))["metadata"]
+    meta = nb["metadata"]
     gpu = {k: meta.get(k) for k in colab.GPU_NOTEBOOK_METADATA} == colab.GPU_NOTEBOOK_METADATA
     assert gpu == uses_preset, f"{path.name}: Colab GPU metadata {'missing' if uses_preset else 'not needed'}"
 

@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ift_tutorial import diagrams  # noqa: E402
+from ift_tutorial.book import diagrams  # noqa: E402
 
 
 def _texts(fig) -> list[str]:
@@ -75,7 +75,7 @@ def test_qlora_dataflow_stores_4_bits_and_computes_in_the_16_bit_dtype():
 def test_ddp_vs_fsdp_draws_what_the_planner_shards():
     from collections import Counter
 
-    from ift_tutorial.memory import SHARDING
+    from ift_tutorial.planning.sharding import SHARDING
 
     fig = diagrams.ddp_vs_fsdp(num_gpus=4)
     texts = _texts(fig)

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from matplotlib import font_manager
 
-from ift_tutorial import fonts
-from ift_tutorial.fonts import (MissingCJKFontWarning, family_with_cjk, find_cjk_font,
+from ift_tutorial.book import fonts
+from ift_tutorial.book.fonts import (MissingCJKFontWarning, family_with_cjk, find_cjk_font,
                                 savefig_checked, use_cjk_fallback)
-from ift_tutorial.notebook import set_plot_style
-from ift_tutorial.plots import plot_label_mask, show_figure
+from ift_tutorial.book.notebook import set_plot_style
+from ift_tutorial.book.plots import plot_label_mask, show_figure
 
 INSTALLED = find_cjk_font()
 needs_cjk_font = pytest.mark.skipif(

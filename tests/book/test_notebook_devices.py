@@ -19,10 +19,10 @@ on the code cells of every notebook (parsed with ``ast``, nothing is run):
 from __future__ import annotations
 
 import ast
-import json
 from pathlib import Path
 
 import pytest
+from helpers import code_sources
 
 from ift_tutorial.paths import PROJECT_ROOT
 
@@ -138,8 +138,7 @@ class Checker:
 
 def notebook_source(path: Path) -> str:
     """The code cells of a notebook as one module (IPython magics and shell lines left out)."""
-    nb = json.loads(path.read_text(encoding="utf-8"))
-    cells = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    cells = code_sources(path)
     lines = [ln for cell in cells for ln in cell.splitlines() if not ln.lstrip().startswith(("%", "!"))]
     return "\n".join(lines)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import IPython.display
 
-from ift_tutorial import notebook
+from ift_tutorial.book import notebook
 
 
 def _captured(monkeypatch, *args, **kwargs) -> list[tuple[dict, dict]]:

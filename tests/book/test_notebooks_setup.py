@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from ift_tutorial import config as config_module
-from ift_tutorial import notebook
+from ift_tutorial.book import notebook
 from ift_tutorial.errors import UserFacingError
 
 

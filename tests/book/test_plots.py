@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import pytest
 from matplotlib.colors import to_hex
 
-from ift_tutorial.plots import display_token, plot_label_mask, plot_token_lengths
+from ift_tutorial.book.plots import display_token, plot_label_mask, plot_token_lengths
 
 
 def test_display_token_makes_whitespace_visible():
@@ -47,7 +47,7 @@ def test_token_length_histograms_count_every_conversation_and_those_over_the_lim
 
 
 def test_show_figure_returns_the_png_and_closes_the_figure():
-    from ift_tutorial.plots import show_figure
+    from ift_tutorial.book.plots import show_figure
 
     fig = plot_token_lengths({"a": [1, 2, 3]})
     image = show_figure(fig)

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from ift_tutorial.checkpoints import resolve_resume
-from ift_tutorial.instruction_data import DataReport
+from ift_tutorial.training.checkpoints import resolve_resume
+from ift_tutorial.instructions.dataset import DataReport
 from ift_tutorial.paths import DATA_DIR
 
 MACHINE = re.compile(r"/root/|/home/|/tmp/|/content/|/work/|site-packages")
@@ -38,7 +38,7 @@ def test_skipped_checkpoint_is_named_without_a_machine_prefix(tmp_path, capsys):
 
 def test_data_errors_name_file_line_and_field_without_a_machine_prefix(tmp_path):
     from ift_tutorial.errors import DataError
-    from ift_tutorial.instruction_data import load_conversations
+    from ift_tutorial.instructions.dataset import load_conversations
 
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"messages": [{"role": "user", "content": "Hi"}, {"role": "bot", "content": "x"}]}\n'

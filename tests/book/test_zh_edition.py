@@ -16,15 +16,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import CAPTION as CAPTION_EN  # the English book's own
+from helpers import (BOOK, HEADING, NUM, cell_source, chapter_notebooks, code_cells, markdown_prose,
+                     markdown_text, read_notebook)
 
-BOOK = Path(__file__).resolve().parents[1] / "book"
-ENGLISH = BOOK / "chapters"
 CHINESE = BOOK / "zh" / "chapters"
 sys.path.insert(0, str(BOOK))
 import sync_zh  # noqa: E402  (book/sync_zh.py, the tool that keeps the twins in step)
-from test_book_references import CAPTION as CAPTION_EN  # noqa: E402  (the English book's own)
-from test_book_references import HEADING, NUM, _source  # noqa: E402
-from test_book_references import _prose as _markdown_prose  # noqa: E402
 
 CAPTION_ZH = re.compile(rf"(?m)^\*?图 ?({NUM})[:：]")
 SECTION_REF_ZH = re.compile(rf"({NUM}) ?节")
@@ -33,31 +31,25 @@ FIGURE_REF_ZH = re.compile(rf"图 ?({NUM})")
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
-@cache
-def _read(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8"))
+_read = cache(read_notebook)  # each notebook is read once: a test that changes one copies it first
 
 
 def _prose(nb: dict) -> str:
-    """A notebook's markdown without code (test_book_references._prose)."""
-    return _markdown_prose("\n\n".join(_source(c) for c in nb["cells"] if c["cell_type"] == "markdown"))
-
-
-def english_chapters() -> list[Path]:
-    return sorted(ENGLISH.glob("*.ipynb"))
+    """A notebook's markdown without code."""
+    return markdown_prose(markdown_text(nb))
 
 
 def _code(nb: dict) -> list[tuple[str, dict]]:
-    return [(_source(c), c.get("metadata", {})) for c in nb["cells"] if c["cell_type"] == "code"]
+    return [(cell_source(c), c.get("metadata", {})) for c in code_cells(nb)]
 
 
 def test_every_english_chapter_has_a_chinese_twin():
-    missing = [p.name for p in english_chapters() if not (CHINESE / p.name).is_file()]
-    extra = sorted({p.name for p in CHINESE.glob("*.ipynb")} - {p.name for p in english_chapters()})
+    missing = [p.name for p in chapter_notebooks() if not (CHINESE / p.name).is_file()]
+    extra = sorted({p.name for p in CHINESE.glob("*.ipynb")} - {p.name for p in chapter_notebooks()})
     assert not missing and not extra, f"missing twins: {missing}; twins without a chapter: {extra}"
 
 
-@pytest.mark.parametrize("path", english_chapters(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", chapter_notebooks(), ids=lambda p: p.name)
 def test_code_cells_are_byte_identical(path):
     english, chinese = _code(_read(path)), _code(_read(CHINESE / path.name))
     assert len(english) == len(chinese), f"{len(english)} code cells in English, {len(chinese)} in Chinese"
@@ -65,7 +57,7 @@ def test_code_cells_are_byte_identical(path):
         assert en == zh, f"code cell {i} differs: run `python book/sync_zh.py`"
 
 
-@pytest.mark.parametrize("path", english_chapters(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", chapter_notebooks(), ids=lambda p: p.name)
 def test_every_prose_cell_is_written_in_chinese(path):
     chinese = _read(CHINESE / path.name)
     english_ids = [c["id"] for c in _read(path)["cells"] if c["cell_type"] == "markdown"]
@@ -74,7 +66,7 @@ def test_every_prose_cell_is_written_in_chinese(path):
     assert not untranslated, f"markdown cells still in English: {untranslated}"
 
 
-@pytest.mark.parametrize("path", english_chapters(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", chapter_notebooks(), ids=lambda p: p.name)
 def test_same_numbered_sections_and_figures(path):
     english, chinese = _prose(_read(path)), _prose(_read(CHINESE / path.name))
     assert HEADING.findall(chinese) == HEADING.findall(english)
@@ -83,7 +75,7 @@ def test_same_numbered_sections_and_figures(path):
 
 def _known() -> tuple[set[str], set[str], set[str]]:
     chapters, sections, figures = set(), set(), set()
-    for path in english_chapters():
+    for path in chapter_notebooks():
         prose = _prose(_read(path))
         m = re.match(r"# Chapter (\d+)", prose.lstrip())
         if m:
@@ -93,7 +85,7 @@ def _known() -> tuple[set[str], set[str], set[str]]:
     return chapters, sections, figures
 
 
-@pytest.mark.parametrize("path", english_chapters(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", chapter_notebooks(), ids=lambda p: p.name)
 def test_chinese_references_resolve(path):
     prose = _prose(_read(CHINESE / path.name))
     prose = re.sub(r"原文[^。\n]{0,12}第 ?\d+ ?[章节]", "", prose)  # the article's own numbering
@@ -104,9 +96,9 @@ def test_chinese_references_resolve(path):
     assert not bad, f"references to nothing: {bad}"
 
 
-@pytest.mark.parametrize("path", english_chapters(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", chapter_notebooks(), ids=lambda p: p.name)
 def test_colab_badge_opens_the_chinese_notebook(path):
-    first = _source(_read(CHINESE / path.name)["cells"][0])
+    first = cell_source(_read(CHINESE / path.name)["cells"][0])
     assert CJK.search(first.splitlines()[0]), "the title is not in Chinese"
     urls = re.findall(r"https://colab\.research\.google\.com/github/\S+?\.ipynb", first)
     assert urls and all(u.endswith(f"/book/zh/chapters/{path.name}") for u in urls), urls
@@ -130,9 +122,9 @@ def test_the_tables_of_contents_list_the_same_chapters():
 
 
 def test_the_sync_tool_finds_a_changed_code_cell_and_puts_it_back():
-    english = _read(english_chapters()[0])
-    chinese = json.loads(json.dumps(_read(CHINESE / english_chapters()[0].name)))
-    code = next(c for c in chinese["cells"] if c["cell_type"] == "code")
+    english = _read(chapter_notebooks()[0])
+    chinese = json.loads(json.dumps(_read(CHINESE / chapter_notebooks()[0].name)))
+    code = code_cells(chinese)[0]
     code["source"] = ["print('drifted')\n"]
     report = sync_zh.Report("x")
     twin = sync_zh.merged(english, chinese, report)

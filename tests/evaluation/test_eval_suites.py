@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import torch
+from helpers import tiny_config
 
-from ift_tutorial.config import load_config
-from ift_tutorial.evaluation import evaluate_gsm8k, evaluate_ifeval, load_for_inference
-from ift_tutorial.gsm8k import read_gsm8k, score_gsm8k
-from ift_tutorial.ifeval import read_ifeval_prompts, score_ifeval
+from ift_tutorial.evaluation.gsm8k import evaluate_gsm8k, read_gsm8k, score_gsm8k
+from ift_tutorial.evaluation.ifeval.scoring import evaluate_ifeval, read_ifeval_prompts, score_ifeval
+from ift_tutorial.inference.generation import load_for_inference
 
 torch.set_num_threads(1)
 
 
 def test_ifeval_and_gsm8k_score_the_models_own_answers():
-    model, tok = load_for_inference(load_config("tiny"))
+    model, tok = load_for_inference(tiny_config())
     prompts = [p for p in read_ifeval_prompts() if p.key in (1000, 1001, 2000, 2001)]
     report = evaluate_ifeval(model, tok, prompts, max_new_tokens=8, batch_size=4)
     responses = [r["response"] for r in report["results"]]

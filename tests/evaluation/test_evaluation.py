@@ -7,25 +7,21 @@ import math
 
 import pytest
 import torch
+from helpers import tiny_config
 
-from ift_tutorial.config import load_config
-from ift_tutorial.evaluation import (
-    assistant_labels,
-    before_after_table,
-    evaluate_config,
-    exact_match,
-    generate_responses,
-    load_for_inference,
-    perplexity,
-)
-from ift_tutorial.tasks import read_tasks
+from ift_tutorial.evaluation.exact_match import exact_match
+from ift_tutorial.evaluation.perplexity import assistant_labels, perplexity
+from ift_tutorial.evaluation.report import before_after_table
+from ift_tutorial.evaluation.runner import evaluate_config
+from ift_tutorial.inference.generation import generate_responses, load_for_inference
+from ift_tutorial.tinyworld.tasks import read_tasks
 
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
 def model_and_tokenizer():
-    return load_for_inference(load_config("tiny"))
+    return load_for_inference(tiny_config())
 
 
 def test_batched_left_padded_generation_equals_one_by_one(model_and_tokenizer):
@@ -61,8 +57,7 @@ def test_perplexity_counts_assistant_tokens_only(model_and_tokenizer):
 
 
 def test_evaluate_config_reports_and_skips(tmp_path):
-    cfg = load_config("tiny", ["data.max_eval_examples=6", "data.eval_perplexity=null",
-                               "training.max_new_tokens=4"])
+    cfg = tiny_config("data.max_eval_examples=6", "data.eval_perplexity=null", "training.max_new_tokens=4")
     report = evaluate_config(cfg, adapter=None, output=str(tmp_path / "r.json"))
     assert report["answer_perplexity"] is None
     assert "eval_perplexity is null" in report["skipped"][-1]
@@ -79,7 +74,7 @@ def test_evaluate_config_reports_and_skips(tmp_path):
 
 def test_missing_adapter_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a PEFT adapter folder"):
-        load_for_inference(load_config("tiny"), adapter=str(tmp_path))
+        load_for_inference(tiny_config(), adapter=str(tmp_path))
 
 
 def test_before_after_table():
@@ -100,9 +95,9 @@ def test_before_after_table():
 
 def test_base_model_knows_the_world_as_plain_text(model_and_tokenizer):
     """Completion probes (no chat template): the knowledge that tuning draws on."""
-    from ift_tutorial.evaluation import completion_accuracy
-    from ift_tutorial.pretrain import load_pretrain_config, world_from_config
-    from ift_tutorial.tasks import completion_probes, split_facts
+    from ift_tutorial.evaluation.exact_match import completion_accuracy
+    from ift_tutorial.tinyworld.pretrain import load_pretrain_config, world_from_config
+    from ift_tutorial.tinyworld.tasks import completion_probes, split_facts
 
     model, tok = model_and_tokenizer
     _, heldout = split_facts(world_from_config(load_pretrain_config()))
@@ -118,15 +113,15 @@ def test_shipped_adapter_reproduces_its_metrics():
 
     folder = DATA_DIR / "adapters" / "tiny-sft"
     metrics = json.loads((folder / "metrics.json").read_text())
-    report = evaluate_config(load_config("tiny", ["data.eval_perplexity=null", "data.eval_ifeval=null",
-                                                  "data.eval_gsm8k=null"]), adapter=str(folder))
+    report = evaluate_config(tiny_config("data.eval_perplexity=null", "data.eval_ifeval=null",
+                                         "data.eval_gsm8k=null"), adapter=str(folder))
     assert report["exact_match"] == pytest.approx(metrics["exact_match_after"])
     assert metrics["exact_match_before"] <= 0.10
 
 
 def test_generation_stops_on_the_templates_end_of_turn_token_too():
     """ChatML closes a turn with <|im_end|> while a base tokenizer's EOS is another token."""
-    from ift_tutorial.evaluation import stop_token_ids
+    from ift_tutorial.inference.generation import stop_token_ids
     from ift_tutorial.config import ModelSettings
     from ift_tutorial.loading import load_tokenizer
     from ift_tutorial.paths import TINY_MODEL_DIR

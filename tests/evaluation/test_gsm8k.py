@@ -10,7 +10,7 @@ import re
 import pytest
 
 from ift_tutorial.errors import DataError
-from ift_tutorial.gsm8k import (
+from ift_tutorial.evaluation.gsm8k import (
     FIXTURE_PATH,
     GSM8KProblem,
     extract_flexible,

@@ -8,28 +8,33 @@ import subprocess
 import sys
 
 import pytest
+from helpers import write_jsonl
 
 from ift_tutorial import cli
 from ift_tutorial.errors import DataError
-from ift_tutorial.ifeval import (
-    COMMAS,
+from ift_tutorial.evaluation.ifeval.prompts import CONFLICTS, build_prompt_set, instruction_ids
+from ift_tutorial.evaluation.ifeval.registry import (
     ENGLISH_ONLY,
     INSTRUCTIONS,
+    InstructionError,
+    validate_instructions,
+)
+from ift_tutorial.evaluation.ifeval.scoring import (
     PROMPTS_PATH,
     IFEvalPrompt,
-    InstructionError,
     check_instruction,
-    count_sentences,
-    count_words,
-    detect_language,
     loose_variants,
     read_ifeval_prompts,
     read_ifeval_responses,
     score_ifeval,
-    split_sentences,
-    validate_instructions,
 )
-from ift_tutorial.ifeval_prompts import CONFLICTS, build_prompt_set, instruction_ids
+from ift_tutorial.evaluation.ifeval.text import (
+    count_sentences,
+    count_words,
+    detect_language,
+    split_sentences,
+)
+from ift_tutorial.evaluation.ifeval.wording import COMMAS
 
 # (lang, instruction id, kwargs, response, followed?). Every id has a positive and a
 # negative case in English, and in Chinese unless it is in ENGLISH_ONLY.
@@ -336,12 +341,6 @@ def test_hub_style_kwargs_with_none_and_float_values_are_accepted():
     assert kw == [{"num_words": 300, "relation": "at least"}, {}]
 
 
-def _write(path, rows):
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False))
-                            + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
 GOOD = {"key": 7, "prompt": "Say hi without commas.", "instruction_id_list":
         ["punctuation:no_comma"], "kwargs": [{}], "response": "Hi there"}
 
@@ -357,7 +356,7 @@ GOOD = {"key": 7, "prompt": "Say hi without commas.", "instruction_id_list":
     ("{not json", 2, None),
 ])
 def test_bad_lines_raise_data_error_with_file_line_and_field(tmp_path, bad, line, field):
-    path = _write(tmp_path / "answers.jsonl", [GOOD, bad])
+    path = write_jsonl(tmp_path / "answers.jsonl", [GOOD, bad])
     with pytest.raises(DataError) as err:
         read_ifeval_responses(path)
     assert (err.value.line, err.value.field) == (line, field)
@@ -365,7 +364,7 @@ def test_bad_lines_raise_data_error_with_file_line_and_field(tmp_path, bad, line
 
 
 def test_prompt_files_need_no_response(tmp_path):
-    path = _write(tmp_path / "p.jsonl", [{k: v for k, v in GOOD.items() if k != "response"}])
+    path = write_jsonl(tmp_path / "p.jsonl", [{k: v for k, v in GOOD.items() if k != "response"}])
     [prompt] = read_ifeval_prompts(path)
     assert prompt.key == 7 and prompt.lang is None and prompt.kwargs == [{}]
 
@@ -378,7 +377,7 @@ def test_cli_scores_a_file_in_order(tmp_path):
             {**GOOD, "key": 1, "lang": "zh", "response": "你好"},
             {"key": 2, "prompt": "Quote.", "instruction_id_list": ["startend:quotation",
              "punctuation:no_comma"], "kwargs": [{}, {}], "response": 'OK:\n"Hi there"'}]
-    path = _write(tmp_path / "answers.jsonl", rows)
+    path = write_jsonl(tmp_path / "answers.jsonl", rows)
     run = subprocess.run([sys.executable, "-m", "ift_tutorial.cli", "score-ifeval",
                           "--input", str(path), "--json"], capture_output=True, text=True,
                          timeout=120)
@@ -395,7 +394,7 @@ def test_cli_scores_a_file_in_order(tmp_path):
 
 
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path):
-    path = _write(tmp_path / "answers.jsonl", [
+    path = write_jsonl(tmp_path / "answers.jsonl", [
         GOOD, {**GOOD, "key": 8, "instruction_id_list": ["detectable_format:tittle"]}])
     run = subprocess.run([sys.executable, "-m", "ift_tutorial.cli", "score-ifeval",
                           "--input", str(path), "--json"], capture_output=True, text=True,
@@ -407,7 +406,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path):
 
 
 def test_cli_text_report_and_missing_file(tmp_path, capsys):
-    path = _write(tmp_path / "a.jsonl", [{**GOOD, "lang": "en"}])
+    path = write_jsonl(tmp_path / "a.jsonl", [{**GOOD, "lang": "en"}])
     assert cli.main(["score-ifeval", "--input", str(path)]) == 0
     out = capsys.readouterr().out
     assert "prompt strict" in out and "100.0%" in out and out.splitlines()[-1].startswith("en")

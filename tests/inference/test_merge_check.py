@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import tiny_config
 from safetensors.torch import load_file, save_file
 
-from ift_tutorial.config import load_config
-from ift_tutorial.merging import MergeError, adapted_weight, check_merged_tensors, merge_adapter
+from ift_tutorial.inference.merging import MergeError, adapted_weight, check_merged_tensors, merge_adapter
 from ift_tutorial.paths import DATA_DIR
 
 ADAPTER = DATA_DIR / "adapters" / "tiny-sft"
 
 
 def test_a_merge_matches_w_plus_the_update_and_a_damaged_tensor_is_named(tmp_path):
-    config = load_config("tiny")
+    config = tiny_config()
     merged = merge_adapter(config, ADAPTER, tmp_path / "merged")
     assert check_merged_tensors(config, ADAPTER, merged) == 0.0
     assert check_merged_tensors(config, ADAPTER, merged, limit=2) == 0.0

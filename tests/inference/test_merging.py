@@ -6,19 +6,19 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import tiny_config
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ift_tutorial import cli
-from ift_tutorial.config import load_config
-from ift_tutorial.generation import chat_loop, generate_cli
+from ift_tutorial.inference.generation import chat_loop, generate_cli
 from ift_tutorial.loading import load_model, load_tokenizer
 from ift_tutorial.paths import DATA_DIR
 
 
 @pytest.fixture(scope="module")
 def config():
-    return load_config("tiny")
+    return tiny_config()
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import tiny_config
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM
 
-from ift_tutorial.config import load_config
-from ift_tutorial.merging import INDEX_FILE, MergeError, lora_scale, merge_adapter, merge_shardwise
+from ift_tutorial.inference.merging import INDEX_FILE, MergeError, lora_scale, merge_adapter, merge_shardwise
 from ift_tutorial.paths import TINY_MODEL_DIR
 
 
@@ -82,11 +82,11 @@ def test_scales():
 
 def test_merge_adapter_goes_shard_by_shard_and_writes_stop_tokens(sharded_base, tmp_path, monkeypatch):
     """The CLI's merge: the sharded tiny base, a tokenizer and generation_config.json."""
-    import ift_tutorial.merging as merging
+    import ift_tutorial.inference.merging as merging
 
     adapter = _adapter(tmp_path / "adapter", sharded_base, r=8, lora_alpha=16, target_modules="all-linear")
     monkeypatch.setattr(merging, "load_merged", None)  # the in-memory path is not taken
-    config = load_config("tiny", [f"model.name_or_path={sharded_base}"])
+    config = tiny_config(f"model.name_or_path={sharded_base}")
     out = merge_adapter(config, adapter, tmp_path / "merged", dtype="fp16")
     assert (out / INDEX_FILE).is_file() and (out / "tokenizer.json").is_file()
     with safe_open(str(next(out.glob("model-*.safetensors"))), framework="pt") as f:

@@ -12,9 +12,10 @@ import yaml
 
 from ift_tutorial.config import ConfigError, available_presets, load_config
 from ift_tutorial.errors import DataError
-from ift_tutorial.instruction_data import CONVERSATION_FIELDS, check_data, load_conversations
+from ift_tutorial.instructions.dataset import check_data, load_conversations
+from ift_tutorial.instructions.formats import CONVERSATION_FIELDS
 from ift_tutorial.paths import CONFIGS_DIR, DATA_DIR
-from ift_tutorial.sources import (
+from ift_tutorial.instructions.sources import (
     HubSource,
     SourceError,
     hub_source,
@@ -106,8 +107,12 @@ def test_fixture_is_read_offline_through_filter_sample_and_mapping(monkeypatch):
 def test_rehearsal_reads_the_fixture_too_and_offline_without_a_fixture_is_an_error(monkeypatch):
     for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("IFT_REHEARSAL", "1")
-    assert "IFT_REHEARSAL=1 (a rehearsal): read the local fixture" in str(check_data(_aya()))
+    # A rehearsal marks its preset's hub sources offline where it makes the config
+    # (ift_tutorial.rehearsal.preset); such a source reads its fixture, with no variable set.
+    assert "offline: true (a rehearsal reads fixtures): read the local fixture" in str(
+        check_data(_aya(offline=True)))
+    with pytest.raises(SourceError, match=r"data.train.offline: expected true or false"):
+        _aya(offline="yes")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     with pytest.raises(DataError, match=r"offline \(HF_DATASETS_OFFLINE=1\) and this hub source "
                                         "has no fixture"):
@@ -161,8 +166,8 @@ def test_online_the_pinned_split_is_loaded_and_goes_through_the_same_steps(monke
 
 
 def test_ifeval_and_gsm8k_hub_sources_read_their_fixtures(monkeypatch):
-    from ift_tutorial.evaluation import read_gsm8k_set, read_ifeval_set
-    from ift_tutorial.ifeval import read_ifeval_prompts
+    from ift_tutorial.evaluation.gsm8k import read_gsm8k_set
+    from ift_tutorial.evaluation.ifeval.scoring import read_ifeval_prompts, read_ifeval_set
 
     _offline(monkeypatch)
     cfg = load_config("qwen2.5-7b")
@@ -177,7 +182,7 @@ def test_ifeval_and_gsm8k_hub_sources_read_their_fixtures(monkeypatch):
 
 
 def test_evaluation_subsets_are_seeded_and_capped(monkeypatch):
-    from ift_tutorial.evaluation import _subset
+    from ift_tutorial.evaluation.runner import _subset
 
     notes: list[str] = []
     items = list(range(100))
@@ -237,7 +242,7 @@ def test_the_tiny_preset_keeps_its_own_world():
 def test_tiny_answer_perplexity_is_finite_and_explained_by_the_shipped_adapter():
     """On held-out questions of the tiny world: the tuned model is rarely surprised by the
     answer and its end of turn; the base model, which never saw the chat tokens, is."""
-    from ift_tutorial.evaluation import evaluate_config
+    from ift_tutorial.evaluation.runner import evaluate_config
 
     folder = DATA_DIR / "adapters" / "tiny-sft"
     shipped = json.loads((folder / "metrics.json").read_text())

@@ -12,20 +12,21 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import write_jsonl
 
-from ift_tutorial import instruction_data as idata
 from ift_tutorial.cli import main
-from ift_tutorial.errors import DataError, UserFacingError
+from ift_tutorial.errors import DataError, RecordError, UserFacingError
 from ift_tutorial.paths import display_path
-from ift_tutorial.instruction_data import (
+from ift_tutorial.instructions.dataset import (
+    MAX_ERRORS_SHOWN,
     DataReport,
     DataValidationError,
-    RecordError,
     check_data,
     length_statistics,
     load_conversations,
     prepare_dataset,
 )
+from ift_tutorial.instructions.reading import is_local
 from ift_tutorial.paths import DATA_DIR, PROJECT_ROOT
 
 INSTRUCTIONS = DATA_DIR / "instructions"
@@ -66,12 +67,6 @@ SCHEMAS = {
         [[SYSTEM, USER, ASSISTANT], [USER_ZH, ASSISTANT_EN]],
     ),
 }
-
-
-def write_jsonl(path: Path, records: list) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
-                    encoding="utf-8")
-    return path
 
 
 def write_json(path: Path, records: list) -> Path:
@@ -306,7 +301,7 @@ def test_several_problems_are_all_counted_and_listed(tmp_path):
     msg = str(err.value)
     first_line = msg.splitlines()[0]
     assert first_line.startswith(f"{display_path(path)}, line 2, field 'messages[0].role': unknown role")
-    assert "13 invalid records" in msg and f"the first {idata.MAX_ERRORS_SHOWN}:" in msg
+    assert "13 invalid records" in msg and f"the first {MAX_ERRORS_SHOWN}:" in msg
     assert len(err.value.problems) == 13 and err.value.problems[-1].line == 14
     assert (err.value.line, err.value.field) == (2, "messages[0].role")
 
@@ -421,9 +416,9 @@ def test_hub_failure_is_a_data_error(monkeypatch):
 
 
 def test_is_local():
-    assert idata.is_local("data/instructions/train.jsonl")
-    assert idata.is_local("my_file.jsonl")  # a missing local file, not a hub id
-    assert not idata.is_local("HuggingFaceH4/ultrachat_200k")
+    assert is_local("data/instructions/train.jsonl")
+    assert is_local("my_file.jsonl")  # a missing local file, not a hub id
+    assert not is_local("HuggingFaceH4/ultrachat_200k")
 
 
 # --- the check-data command ---------------------------------------------------------

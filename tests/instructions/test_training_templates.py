@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import small_train_file
 from trl.chat_template_utils import has_generation_markers, is_chat_template_stop_token_trained
 
-from ift_tutorial import rehearsal
+from ift_tutorial.rehearsal import standins as rehearsal
 from ift_tutorial.config import available_presets, load_config
-from ift_tutorial.evaluation import assistant_labels, end_of_turn_token_id, stop_token_ids
+from ift_tutorial.evaluation.perplexity import assistant_labels
+from ift_tutorial.inference.generation import end_of_turn_token_id, stop_token_ids
 
 PRESETS_7B = [p for p in available_presets() if p != "tiny"]
 
@@ -92,14 +94,11 @@ def test_sft_trainer_trains_qwen_with_assistant_only_loss(tmp_path):
     """With the base template, TRL raised 'chat template is not training-compatible'."""
     from trl import SFTTrainer
 
-    from ift_tutorial.hardware import detect_precision
-    from ift_tutorial.instruction_data import prepare_dataset
-    from ift_tutorial.paths import DATA_DIR
-    from ift_tutorial.training import lora_config, sft_config
+    from ift_tutorial.planning.hardware import detect_precision
+    from ift_tutorial.instructions.dataset import prepare_dataset
+    from ift_tutorial.training.trainer import lora_config, sft_config
 
-    train = tmp_path / "train.jsonl"
-    rows = (DATA_DIR / "tasks/train.jsonl").read_text(encoding="utf-8").splitlines()[:8]
-    train.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    train = small_train_file(tmp_path / "train.jsonl", 8)
     config = load_config("qwen2.5-7b", [f"data.train={train}", "training.max_steps=1",
                                         "training.per_device_train_batch_size=4",
                                         "training.gradient_checkpointing=false",
@@ -125,7 +124,7 @@ def test_generation_config_lists_eos_and_end_of_turn(tmp_path):
     """Adapter and merged folders get both stop ids: Qwen2.5 base's config names only EOS."""
     from transformers import GenerationConfig
 
-    from ift_tutorial.generation import save_generation_config
+    from ift_tutorial.inference.generation import save_generation_config
 
     tok = stand_in_tokenizer("qwen2.5-7b")
     base = GenerationConfig(bos_token_id=7, eos_token_id=tok.eos_token_id, do_sample=False,

@@ -5,8 +5,8 @@ import math
 import pytest
 
 from ift_tutorial.config import load_config
-from ift_tutorial.dry_run import dry_run
-from ift_tutorial.memory import STATIC
+from ift_tutorial.planning.dry_run import dry_run
+from ift_tutorial.planning.memory import STATIC
 
 
 @pytest.fixture(scope="module")

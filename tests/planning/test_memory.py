@@ -5,11 +5,13 @@ import json
 import pytest
 import torch
 
-from ift_tutorial.architectures import architecture_config
+from ift_tutorial.planning.architectures import architecture_config
 from ift_tutorial.cli import main
 from ift_tutorial.config import ConfigError, LoraSettings, ModelSettings, load_config
-from ift_tutorial.memory import (GATHERED, GPUS, STATIC, count_parameters, measure_model_bytes,
-                                 plan_for_config, plan_memory)
+from ift_tutorial.planning.measure import measure_model_bytes
+from ift_tutorial.planning.memory import GPUS, STATIC, plan_for_config, plan_memory
+from ift_tutorial.planning.parameters import count_parameters
+from ift_tutorial.planning.sharding import GATHERED
 from ift_tutorial.paths import TINY_MODEL_DIR
 
 
@@ -132,7 +134,7 @@ def test_fsdp1_counts_its_root_unit_whole_on_every_gpu():
 def test_plot_plan_stacks_the_gathered_parts_hatched_beside_the_16_bit_parts():
     import matplotlib.pyplot as plt
 
-    from ift_tutorial.memory import plot_plan
+    from ift_tutorial.book.plots import plot_plan
 
     cfg = load_config("qwen2.5-7b")
     plans = {"1 GPU": plan_for_config(cfg), "FSDP1 x4": plan_for_config(cfg, strategy="fsdp", num_gpus=4)}

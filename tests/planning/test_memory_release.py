@@ -13,10 +13,9 @@ import weakref
 
 import pytest
 import torch
+from helpers import small_train_file, tiny_config
 
-import ift_tutorial.training as training
-from ift_tutorial.config import load_config
-from ift_tutorial.paths import DATA_DIR
+import ift_tutorial.training.trainer as training
 
 
 class Watch:
@@ -59,14 +58,12 @@ def _out_of_memory(*args, **kwargs):
     raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
 
 
-def _config(tmp_path, **overrides):
-    rows = (DATA_DIR / "tasks/train.jsonl").read_text(encoding="utf-8").splitlines()[:16]
-    (tmp_path / "train.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    sets = {"data.train": tmp_path / "train.jsonl", "data.max_eval_examples": 4,
-            "training.max_steps": 2, "training.per_device_train_batch_size": 8,
-            "training.save_steps": 2, "training.logging_steps": 1, "training.num_threads": 1,
-            "training.max_new_tokens": 4, **overrides}
-    return load_config("tiny", [f"{k}={v}" for k, v in sets.items()])
+def _config(tmp_path):
+    """Two steps of the tiny preset on its first 16 conversations."""
+    train = small_train_file(tmp_path / "train.jsonl", 16)
+    return tiny_config(f"data.train={train}", "data.max_eval_examples=4", "training.max_steps=2",
+                       "training.per_device_train_batch_size=8", "training.save_steps=2",
+                       "training.logging_steps=1", "training.num_threads=1", "training.max_new_tokens=4")
 
 
 WATCHED = {"4-bit base model", "trainer", "PEFT model"}

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import small_train_file, tiny_config
 
-from ift_tutorial.architectures import architecture_config
+from ift_tutorial.planning.architectures import architecture_config
 from ift_tutorial.config import load_config
-from ift_tutorial.hardware import Precision, trainable_dtype
-from ift_tutorial.memory import STATIC, count_parameters, plan_for_config, plan_memory
+from ift_tutorial.planning.hardware import Precision, trainable_dtype
+from ift_tutorial.planning.memory import STATIC, plan_for_config, plan_memory
+from ift_tutorial.planning.parameters import count_parameters
 
 T4 = Precision(device="cuda", compute_dtype=torch.float16, bf16=False, fp16=True, optim="adamw_torch")
 A100 = Precision(device="cuda", compute_dtype=torch.bfloat16, bf16=True, fp16=False, optim="adamw_torch")
@@ -29,19 +31,16 @@ def test_the_rule():
 
 @pytest.mark.parametrize("precision", [T4, A100], ids=["t4-fp16", "a100-bf16"])
 def test_trainer_keeps_trainable_parameters_in_the_rules_dtype(tmp_path, precision):
-    from ift_tutorial.instruction_data import prepare_dataset
+    from ift_tutorial.instructions.dataset import prepare_dataset
     from ift_tutorial.loading import load_model, load_tokenizer
-    from ift_tutorial.paths import DATA_DIR
-    from ift_tutorial.training import build_trainer, sft_config
+    from ift_tutorial.training.trainer import build_trainer, sft_config
 
     dtype = "fp16" if precision.fp16 else "bf16"
-    cfg = load_config("tiny", [f"model.compute_dtype={dtype}", "training.max_steps=1"])
+    cfg = tiny_config(f"model.compute_dtype={dtype}", "training.max_steps=1")
     tok = load_tokenizer(cfg.model)
     model = load_model(cfg.model)  # 4-bit, its other parts in the GPU's compute dtype
     assert {p.dtype for p in model.parameters() if p.is_floating_point()} == {precision.compute_dtype}
-    rows = (DATA_DIR / "tasks/train.jsonl").read_text(encoding="utf-8").splitlines()[:8]
-    (tmp_path / "train.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    dataset, _ = prepare_dataset(str(tmp_path / "train.jsonl"), tok, strict=False)
+    dataset, _ = prepare_dataset(str(small_train_file(tmp_path / "train.jsonl", 8)), tok, strict=False)
     args = sft_config(cfg, tmp_path / "out", precision)
     assert (args.fp16, args.bf16) == (precision.fp16, precision.bf16)
     trainer = build_trainer(cfg, model, tok, dataset, args, precision)
@@ -52,16 +51,16 @@ def test_trainer_keeps_trainable_parameters_in_the_rules_dtype(tmp_path, precisi
 
 def test_dry_run_in_fp16_trains_fp32_adapters_as_planned(monkeypatch):
     """The dry run copies training's rule, and the planner counts the bytes it then holds."""
-    from ift_tutorial import dry_run as dr
+    from ift_tutorial.planning import dry_run as dr
 
     monkeypatch.setattr(dr, "detect_precision", lambda *a, **k: T4)
-    report = dr.dry_run(load_config("tiny", ["model.compute_dtype=fp16"]), steps=1, seq_len=16,
+    report = dr.dry_run(tiny_config("model.compute_dtype=fp16"), steps=1, seq_len=16,
                         batch_size=2)
     assert report["compute_dtype"] == "float16"
     measured, planned = report["measured"]["components_bytes"], report["planned"]["components_bytes"]
     for name in STATIC:
         assert planned[name] == measured[name], name
-    n = count_parameters(architecture_config("tiny"), load_config("tiny").lora).lora_params
+    n = count_parameters(architecture_config("tiny"), tiny_config().lora).lora_params
     assert measured["LoRA parameters"] == measured["LoRA gradients"] == 4 * n  # fp32
     assert measured["optimizer states"] == 8 * n  # torch AdamW: two fp32 moments
 

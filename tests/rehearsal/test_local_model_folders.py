@@ -6,9 +6,9 @@ import json
 
 from ift_tutorial.config import load_config
 from ift_tutorial.loading import resolve_model_path
-from ift_tutorial.notebook import needs_gpu
+from ift_tutorial.book.notebook import needs_gpu
 from ift_tutorial.paths import TINY_MODEL_DIR, is_large_model
-from ift_tutorial.rehearsal import scale
+from ift_tutorial.config import scale
 
 QWEN_7B_CONFIG = {"model_type": "qwen2", "hidden_size": 3584, "intermediate_size": 18944,
                   "num_hidden_layers": 28, "vocab_size": 152064}

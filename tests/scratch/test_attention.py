@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
 
-from ift_tutorial.architectures import architecture_config
-from ift_tutorial.attention import (
+from ift_tutorial.planning.architectures import architecture_config
+from ift_tutorial.scratch.attention import (
     CrossAttention,
     MultiHeadAttention,
     causal_mask,
@@ -264,7 +264,7 @@ def test_kv_cache_bytes_of_7b_models():
 # --- the encoder-decoder of chapter 3 --------------------------------------------------
 
 def test_reversal_batches_reverse_the_real_digits_only():
-    from ift_tutorial.seq2seq import BOS, EOS, PAD, SEP, as_one_sequence, reversal_batch
+    from ift_tutorial.scratch.seq2seq import BOS, EOS, PAD, SEP, as_one_sequence, reversal_batch
 
     b = reversal_batch(32, torch.Generator().manual_seed(0))
     for i in range(32):
@@ -283,7 +283,7 @@ def test_reversal_batches_reverse_the_real_digits_only():
 
 
 def test_cross_attention_ignores_source_padding_and_learns_to_reverse():
-    from ift_tutorial.seq2seq import EncoderDecoder, reversal_batch, train_reversal
+    from ift_tutorial.scratch.seq2seq import EncoderDecoder, reversal_batch, train_reversal
 
     torch.manual_seed(0)
     model = EncoderDecoder(d_model=32, num_heads=2)
@@ -300,7 +300,7 @@ def test_cross_attention_ignores_source_padding_and_learns_to_reverse():
 
 
 def test_copy_alignment_counts_the_anti_diagonal():
-    from ift_tutorial.seq2seq import copy_alignment
+    from ift_tutorial.scratch.seq2seq import copy_alignment
 
     perfect = torch.eye(4).flip(1)  # row i attends to source position 3 - i
     perfect = torch.cat([perfect, torch.full((1, 4), 0.25)])  # the EOS row is not counted

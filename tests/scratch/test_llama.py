@@ -13,12 +13,12 @@ from transformers.models.llama.modeling_llama import (
     apply_rotary_pos_emb,
 )
 
-from ift_tutorial.architectures import (
+from ift_tutorial.planning.architectures import (
     KNOWN_ARCHITECTURES,
     PUBLISHED_PARAMETER_COUNTS,
     architecture_config,
 )
-from ift_tutorial.llama import (
+from ift_tutorial.scratch.llama import (
     Llama,
     LlamaArgs,
     RMSNorm,

@@ -8,7 +8,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from torch import nn
 
-from ift_tutorial.lora import LoRALinear, add_lora, lora_parameter_count
+from ift_tutorial.scratch.lora import LoRALinear, add_lora, lora_parameter_count
 
 
 class TwoLayer(nn.Module):

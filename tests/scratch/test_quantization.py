@@ -6,7 +6,7 @@ import bitsandbytes.functional as bnbF
 import pytest
 import torch
 
-from ift_tutorial import quantization as q
+from ift_tutorial.scratch import quantization as q
 
 
 def test_nf4_levels_equal_bitsandbytes_table():

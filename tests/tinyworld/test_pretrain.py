@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import tiny_config
 
 from ift_tutorial import cli
 from ift_tutorial.paths import DATA_DIR, TINY_MODEL_DIR
@@ -102,11 +103,10 @@ def test_task_files_are_the_shipped_ones(rebuilt) -> None:
 def test_the_rebuilt_model_loads_as_a_4bit_base(rebuilt) -> None:
     import bitsandbytes as bnb
 
-    from ift_tutorial.config import load_config
     from ift_tutorial.loading import load_model, load_tokenizer
 
     out, _ = rebuilt
-    cfg = load_config("tiny", [f"model.name_or_path={out}"])
+    cfg = tiny_config(f"model.name_or_path={out}")
     model, tok = load_model(cfg.model), load_tokenizer(cfg.model)
     assert sum(isinstance(m, bnb.nn.Linear4bit) for m in model.modules()) == 7
     ids = tok("Bora lives in", return_tensors="pt").input_ids

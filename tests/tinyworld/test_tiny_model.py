@@ -6,18 +6,19 @@ import json
 
 import pytest
 import torch
+from helpers import tiny_config
 
-from ift_tutorial.corpus import make_corpus, make_world, statements
+from ift_tutorial.tinyworld.corpus import make_corpus, make_world, statements
 from ift_tutorial.paths import DATA_DIR, TINY_MODEL_DIR
-from ift_tutorial.pretrain import lr_at, load_pretrain_config, pack_documents, world_from_config
-from ift_tutorial.tasks import (
+from ift_tutorial.tinyworld.pretrain import lr_at, load_pretrain_config, pack_documents, world_from_config
+from ift_tutorial.tinyworld.tasks import (
     is_exact_match,
     make_tasks,
     normalize_answer,
     read_tasks,
     split_facts,
 )
-from ift_tutorial.tokenizer import CHAT_TEMPLATE, EOS, train_tokenizer
+from ift_tutorial.tinyworld.tokenizer import CHAT_TEMPLATE, EOS, train_tokenizer
 
 torch.set_num_threads(1)
 
@@ -116,10 +117,9 @@ def test_shipped_tiny_model_folder():
 def test_tiny_preset_linear_layers_are_4bit():
     import bitsandbytes as bnb
 
-    from ift_tutorial.config import load_config
     from ift_tutorial.loading import load_model
 
-    model = load_model(load_config("tiny").model)
+    model = load_model(tiny_config().model)
     linears = {n: type(m) for n, m in model.named_modules()
                if isinstance(m, torch.nn.Linear) and n != "lm_head"}
     assert len(linears) == 7 * model.config.num_hidden_layers

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import tiny_config
 from safetensors.torch import load_file
 
-from ift_tutorial import checkpoints
-from ift_tutorial.checkpoints import (
+from ift_tutorial.training import checkpoints
+from ift_tutorial.training.checkpoints import (
     MARKER,
     check_complete,
     find_resume_checkpoint,
@@ -31,7 +32,6 @@ from ift_tutorial.checkpoints import (
     resolve_resume,
     write_atomic,
 )
-from ift_tutorial.config import load_config
 from ift_tutorial.errors import UserFacingError
 from ift_tutorial.paths import PROJECT_ROOT
 
@@ -56,9 +56,9 @@ def _cli(output_dir: Path, *extra: str) -> list[str]:
 
 
 def _train_in_process(output_dir: Path, resume: str = "auto") -> dict:
-    from ift_tutorial.training import train
+    from ift_tutorial.training.trainer import train
 
-    return train(load_config("tiny", OVERRIDES), output_dir, resume=resume, evaluate=False)
+    return train(tiny_config(*OVERRIDES), output_dir, resume=resume, evaluate=False)
 
 
 def _losses(output_dir: Path) -> list[float]:
@@ -159,9 +159,9 @@ def test_same_seed_same_loss_curve(reference: Path, second_run) -> None:
 
 def test_different_seed_gives_a_different_curve(reference: Path, tmp_path: Path) -> None:
     # The control for the test above: the comparison is able to tell runs apart.
-    from ift_tutorial.training import train
+    from ift_tutorial.training.trainer import train
 
-    cfg = load_config("tiny", OVERRIDES + ["training.max_steps=2", "training.seed=1"])
+    cfg = tiny_config(*OVERRIDES, "training.max_steps=2", "training.seed=1")
     train(cfg, tmp_path, resume="never", evaluate=False)
     assert _losses(tmp_path) != _losses(reference)[:2]
 

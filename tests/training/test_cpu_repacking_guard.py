@@ -12,8 +12,8 @@ import bitsandbytes as bnb
 import bitsandbytes.nn.modules as bnb_modules
 import pytest
 import torch
+from helpers import tiny_config
 
-from ift_tutorial.config import load_config
 from ift_tutorial.loading import load_model, load_tokenizer
 
 
@@ -26,7 +26,7 @@ def avx512bf16_cpu(monkeypatch) -> None:
 
 
 def test_eval_pass_then_train_step_keeps_input_gradients(avx512bf16_cpu) -> None:
-    cfg = load_config("tiny")
+    cfg = tiny_config()
     model, tok = load_model(cfg.model), load_tokenizer(cfg.model)
     layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
     assert len(layers) == 7 * model.config.num_hidden_layers  # q k v o gate up down

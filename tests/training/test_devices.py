@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import tiny_config
 from torch import nn
 from transformers import BatchEncoding
 
-from ift_tutorial.config import load_config
-from ift_tutorial.devices import model_device, to_model_device
+from ift_tutorial.training.devices import model_device, to_model_device
 from ift_tutorial.loading import load_tokenizer
 
 META = torch.device("meta")
@@ -75,11 +75,12 @@ def test_to_model_device_moves_tensors_and_keeps_the_rest():
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return load_tokenizer(load_config("tiny").model)
+    return load_tokenizer(tiny_config().model)
 
 
 def test_generation_moves_its_inputs(tokenizer):
-    from ift_tutorial.evaluation import complete, generate_responses
+    from ift_tutorial.evaluation.exact_match import complete
+    from ift_tutorial.inference.generation import generate_responses
 
     with pytest.raises(ElsewhereModel.Reached):
         generate_responses(ElsewhereModel(), tokenizer, [[{"role": "user", "content": "1 + 1"}]])
@@ -88,7 +89,7 @@ def test_generation_moves_its_inputs(tokenizer):
 
 
 def test_perplexity_moves_its_inputs(tokenizer):
-    from ift_tutorial.evaluation import perplexity
+    from ift_tutorial.evaluation.perplexity import perplexity
 
     conversation = [{"role": "user", "content": "1 + 1"}, {"role": "assistant", "content": "2"}]
     with pytest.raises(ElsewhereModel.Reached):

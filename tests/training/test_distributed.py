@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import tiny_config
 
-from ift_tutorial import distributed
-from ift_tutorial.config import load_config
+from ift_tutorial.training import distributed
 from ift_tutorial.paths import PROJECT_ROOT
 
 OVERRIDES = [
@@ -73,11 +73,10 @@ def test_both_ranks_checkpoint_and_rank0_marks_complete(ddp_run: Path) -> None:
 
 def test_only_rank0_writes_outputs(tmp_path: Path, monkeypatch) -> None:
     # Run the real training in this process as if it were rank 1.
-    from ift_tutorial.training import train
+    from ift_tutorial.training.trainer import train
 
     monkeypatch.setattr(distributed, "is_main_process", lambda: False)
-    cfg = load_config("tiny", OVERRIDES + ["training.max_steps=1", "training.save_steps=1",
-                                           "training.num_threads=1"])
+    cfg = tiny_config(*OVERRIDES, "training.max_steps=1", "training.save_steps=1", "training.num_threads=1")
     metrics = train(cfg, tmp_path, resume="never", evaluate=False)
     assert metrics["steps"] == 1
     written = {p.name for p in tmp_path.iterdir()}
@@ -167,7 +166,7 @@ def test_a_4bit_model_can_be_moved_but_not_cast() -> None:
 
     from ift_tutorial.loading import load_model
 
-    model = load_model(load_config("tiny").model)
+    model = load_model(tiny_config().model)
     layer = next(m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit))
     ids = torch.tensor([[1, 5, 9, 12]])
     with torch.no_grad():

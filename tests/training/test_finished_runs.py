@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import tiny_config
 
-from ift_tutorial import finished_runs, training
-from ift_tutorial.config import load_config
+from ift_tutorial.training import finished_runs, trainer as training
 from ift_tutorial.errors import UserFacingError
 
 
@@ -35,7 +35,7 @@ def test_a_fresh_run_empties_the_folder_trains_from_zero_and_is_kept(tmp_path, f
     run = tmp_path / "run"
     (run / "checkpoint-400").mkdir(parents=True)
     (run / "old.txt").write_text("from an earlier run")
-    config = load_config("tiny", ["training.max_steps=3"])
+    config = tiny_config("training.max_steps=3")
     assert training.train(config, run, fresh=True)["steps"] == 3
     assert fake_training == [(3, "never", [".lock"])]  # only the held lock was left
     kept = finished_runs.store_dir() / finished_runs.run_key(config, evaluate=True)
@@ -44,7 +44,7 @@ def test_a_fresh_run_empties_the_folder_trains_from_zero_and_is_kept(tmp_path, f
 
 
 def test_without_the_variable_every_fresh_run_trains(tmp_path, fake_training):
-    config = load_config("tiny", ["training.max_steps=3"])
+    config = tiny_config("training.max_steps=3")
     training.train(config, tmp_path / "a", fresh=True)
     training.train(config, tmp_path / "a", fresh=True)
     assert len(fake_training) == 2
@@ -52,7 +52,7 @@ def test_without_the_variable_every_fresh_run_trains(tmp_path, fake_training):
 
 def test_with_the_variable_the_same_recipe_is_copied_and_another_one_trains(
         tmp_path, fake_training, monkeypatch, capsys):
-    config = load_config("tiny", ["training.max_steps=3"])
+    config = tiny_config("training.max_steps=3")
     training.train(config, tmp_path / "english", fresh=True)
     monkeypatch.setenv(finished_runs.REUSE_ENV, "1")
     capsys.readouterr()
@@ -62,12 +62,12 @@ def test_with_the_variable_the_same_recipe_is_copied_and_another_one_trains(
     printed = capsys.readouterr().out
     assert printed.startswith("trained steps 1-3\n") and "copied instead of training" in printed
     training.train(config, tmp_path / "chinese", fresh=True, evaluate=False)  # another recipe
-    training.train(load_config("tiny", ["training.max_steps=4"]), tmp_path / "c4", fresh=True)
+    training.train(tiny_config("training.max_steps=4"), tmp_path / "c4", fresh=True)
     assert [c[0] for c in fake_training] == [3, 3, 4]
 
 
 def test_the_key_follows_the_code(monkeypatch):
-    config = load_config("tiny")
+    config = tiny_config()
     before = finished_runs.run_key(config, evaluate=True)
     monkeypatch.setattr(finished_runs, "package_fingerprint", lambda: "changed code")
     assert finished_runs.run_key(config, evaluate=True) != before
@@ -76,15 +76,15 @@ def test_the_key_follows_the_code(monkeypatch):
 def test_a_bad_value_and_a_launcher_are_refused(tmp_path, fake_training, monkeypatch):
     monkeypatch.setenv(finished_runs.REUSE_ENV, "yes")
     with pytest.raises(UserFacingError, match="IFT_REUSE_RUNS='yes'"):
-        training.train(load_config("tiny"), tmp_path / "r", fresh=True)
+        training.train(tiny_config(), tmp_path / "r", fresh=True)
     monkeypatch.delenv(finished_runs.REUSE_ENV)
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(UserFacingError, match="one process"):
-        training.train(load_config("tiny"), tmp_path / "r", fresh=True)
+        training.train(tiny_config(), tmp_path / "r", fresh=True)
     assert fake_training == []
 
 
 def test_a_7b_run_is_not_kept(tmp_path, fake_training, monkeypatch):
     monkeypatch.setattr(finished_runs, "is_large_model", lambda name: True)
-    training.train(load_config("tiny", ["training.max_steps=3"]), tmp_path / "big", fresh=True)
+    training.train(tiny_config("training.max_steps=3"), tmp_path / "big", fresh=True)
     assert len(fake_training) == 1 and not finished_runs.store_dir().exists()

@@ -11,9 +11,9 @@ from transformers import Trainer, TrainingArguments
 from transformers.trainer_callback import ProgressCallback
 from transformers.utils import logging as hf_logging
 
-from ift_tutorial import progress
+from ift_tutorial.training import progress
 from ift_tutorial.errors import UserFacingError
-from ift_tutorial.progress import (QUIET_ENV, SummaryLine, live_progress, quiet_library_progress,
+from ift_tutorial.training.progress import (QUIET_ENV, SummaryLine, live_progress, quiet_library_progress,
                                    summary_line, use_summary_line)
 
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import psutil
 import pytest
+from helpers import small_train_file, tiny_config
 
-from ift_tutorial import runlock
-from ift_tutorial.checkpoints import check_complete, list_checkpoints
-from ift_tutorial.config import load_config
-from ift_tutorial.paths import DATA_DIR, PROJECT_ROOT
-from ift_tutorial.runlock import RunFolderBusy, RunLock, die_with_launcher, holder_pid
+from ift_tutorial.training import runlock
+from ift_tutorial.training.checkpoints import check_complete, list_checkpoints
+from ift_tutorial.paths import PROJECT_ROOT
+from ift_tutorial.training.runlock import RunFolderBusy, RunLock, die_with_launcher, holder_pid
 
 CPU_ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1",
            "PYTHONUNBUFFERED": "1"}
@@ -86,7 +86,7 @@ def test_other_lock_errors_are_not_swallowed(tmp_path: Path, monkeypatch) -> Non
 
 HOLDER = """
 import sys
-from ift_tutorial.runlock import RunLock
+from ift_tutorial.training.runlock import RunLock
 RunLock(sys.argv[1]).__enter__()
 print("held", flush=True)
 sys.stdin.read()  # hold until killed
@@ -116,7 +116,7 @@ def test_second_train_on_a_held_folder_exits_2_naming_the_holder(tmp_path: Path,
 
 
 def test_train_releases_the_lock_when_it_fails(tmp_path: Path, monkeypatch) -> None:
-    from ift_tutorial import training
+    from ift_tutorial.training import trainer as training
 
     def fails(settings):
         assert holder_pid(tmp_path / "run") == os.getpid()  # held while the run works
@@ -124,7 +124,7 @@ def test_train_releases_the_lock_when_it_fails(tmp_path: Path, monkeypatch) -> N
 
     monkeypatch.setattr(training, "load_tokenizer", fails)
     with pytest.raises(RuntimeError, match="the run fails"):
-        training.train(load_config("tiny"), tmp_path / "run", evaluate=False)
+        training.train(tiny_config(), tmp_path / "run", evaluate=False)
     with RunLock(tmp_path / "run") as lock:
         assert lock.locked
 
@@ -132,7 +132,7 @@ def test_train_releases_the_lock_when_it_fails(tmp_path: Path, monkeypatch) -> N
 RANK = """
 import os, sys
 import torch.distributed as dist
-from ift_tutorial.runlock import RunLock
+from ift_tutorial.training.runlock import RunLock
 dist.init_process_group("gloo", init_method="file://" + sys.argv[2],
                         rank=int(os.environ["RANK"]), world_size=2)
 try:
@@ -192,9 +192,7 @@ def test_a_rank_whose_launcher_is_already_gone_exits(monkeypatch) -> None:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux only")
 def test_ranks_die_with_a_killed_launcher_and_the_run_resumes(tmp_path: Path) -> None:
     out = tmp_path / "ddp"
-    data = tmp_path / "train.jsonl"  # 64 conversations: the ranks start sooner
-    lines = (DATA_DIR / "tasks" / "train.jsonl").read_text(encoding="utf-8").splitlines()
-    data.write_text("\n".join(lines[:64]) + "\n", encoding="utf-8")
+    data = small_train_file(tmp_path / "train.jsonl", 64)  # 64 conversations: the ranks start sooner
     settings = [f"data.train={data}", "training.per_device_train_batch_size=2"]
     log = (tmp_path / "stderr.txt").open("w+")  # a file, not a pipe that could fill and block
     launcher = subprocess.Popen(
@@ -230,11 +228,11 @@ def test_ranks_die_with_a_killed_launcher_and_the_run_resumes(tmp_path: Path) ->
         log.close()
 
     # The newest complete checkpoint is usable: a new run (one process) resumes from it.
-    from ift_tutorial.training import train
+    from ift_tutorial.training.trainer import train
 
     last = max(_complete_steps(out))
-    cfg = load_config("tiny", [*settings, f"training.max_steps={last + 1}",
-                               f"training.save_steps={last + 1}", "training.num_threads=1"])
+    cfg = tiny_config(*settings, f"training.max_steps={last + 1}", f"training.save_steps={last + 1}",
+                      "training.num_threads=1")
     metrics = train(cfg, out, resume="auto", evaluate=False)  # the dead run's lock is gone
     assert metrics["resumed_from_step"] == last and metrics["steps"] == last + 1
     history = json.loads((out / "log.json").read_text())

@@ -7,39 +7,31 @@ import math
 
 import pytest
 import torch
+from helpers import small_train_file, tiny_config
 
-from ift_tutorial.config import load_config
 from ift_tutorial.paths import DATA_DIR
-from ift_tutorial.tasks import read_tasks, write_jsonl
+from ift_tutorial.tinyworld.tasks import read_tasks
 
 torch.set_num_threads(1)
 
 
-def _config(tmp_path, **overrides):
-    """The tiny preset on a small slice of its data, sized for a test."""
-    train = write_jsonl(read_tasks(DATA_DIR / "tasks/train.jsonl")[:96], tmp_path / "train.jsonl")
-    sets = {
-        "data.train": str(train),
-        "data.max_eval_examples": 12,
-        "training.per_device_train_batch_size": 8,
-        "training.logging_steps": 2,
-        "training.num_threads": 1,
-        "training.max_new_tokens": 8,
-        **overrides,
-    }
-    return load_config("tiny", [f"{k}={v}" for k, v in sets.items()])
+def _config(tmp_path, *overrides: str):
+    """The tiny preset on a small slice of its data (96 conversations), sized for a test."""
+    train = small_train_file(tmp_path / "train.jsonl", 96)
+    return tiny_config(f"data.train={train}", "data.max_eval_examples=12",
+                       "training.per_device_train_batch_size=8", "training.logging_steps=2",
+                       "training.num_threads=1", "training.max_new_tokens=8", *overrides)
 
 
 @pytest.fixture(scope="module")
 def resumed_run(tmp_path_factory):
     """Train 10 steps (checkpoint every 5), then run again to 20: the second run resumes."""
-    from ift_tutorial.training import train
+    from ift_tutorial.training.trainer import train
 
     tmp = tmp_path_factory.mktemp("run")
     out = tmp / "out"
-    first = train(_config(tmp, **{"training.max_steps": 10, "training.save_steps": 5}), out,
-                  evaluate=False)
-    second = train(_config(tmp, **{"training.max_steps": 20, "training.save_steps": 5}), out,
+    first = train(_config(tmp, "training.max_steps=10", "training.save_steps=5"), out, evaluate=False)
+    second = train(_config(tmp, "training.max_steps=20", "training.save_steps=5"), out,
                    resume="auto", evaluate=True)
     return {"first": first, "second": second, "out": out, "config": _config(tmp)}
 
@@ -48,12 +40,12 @@ def test_labels_mask_the_prompt_and_keep_eos(tmp_path):
     """A real batch from the trainer's dataloader: only the answer and its EOS have labels."""
     from trl import SFTTrainer
 
-    from ift_tutorial.hardware import detect_precision
-    from ift_tutorial.instruction_data import prepare_dataset
+    from ift_tutorial.planning.hardware import detect_precision
+    from ift_tutorial.instructions.dataset import prepare_dataset
     from ift_tutorial.loading import load_model, load_tokenizer
-    from ift_tutorial.training import lora_config, sft_config
+    from ift_tutorial.training.trainer import lora_config, sft_config
 
-    cfg = _config(tmp_path, **{"training.max_steps": 1})
+    cfg = _config(tmp_path, "training.max_steps=1")
     tok = load_tokenizer(cfg.model)
     dataset, _ = prepare_dataset(cfg.data.train, tok, strict=False)
     trainer = SFTTrainer(model=load_model(cfg.model), args=sft_config(cfg, tmp_path / "o", detect_precision()),
@@ -75,10 +67,10 @@ def test_labels_mask_the_prompt_and_keep_eos(tmp_path):
 
 def test_input_gradient_flows_after_an_eval_pass():
     """FINDINGS: an eval/no_grad pass must not switch 4-bit layers to a gradient-less kernel."""
-    from ift_tutorial.evaluation import generate_responses
+    from ift_tutorial.inference.generation import generate_responses
     from ift_tutorial.loading import load_model, load_tokenizer
 
-    cfg = load_config("tiny")
+    cfg = tiny_config()
     model, tok = load_model(cfg.model), load_tokenizer(cfg.model)
     generate_responses(model, tok, [[{"role": "user", "content": "1 + 1"}]], max_new_tokens=2)
     layer = model.model.layers[0].self_attn.q_proj
@@ -144,7 +136,7 @@ def test_outputs_and_metrics(resumed_run):
 
 def test_saved_adapter_reproduces_the_trained_model(resumed_run):
     """Reloaded from disk, the adapter gives the same answers and perplexity as after training."""
-    from ift_tutorial.evaluation import evaluate_config
+    from ift_tutorial.evaluation.runner import evaluate_config
 
     out, m = resumed_run["out"], resumed_run["second"]
     cfg = resumed_run["config"]
@@ -161,9 +153,9 @@ def test_trainable_weights_are_fp32_on_cpu(tmp_path):
     from peft import get_peft_model
 
     from ift_tutorial.loading import load_model
-    from ift_tutorial.training import fp32_adapter, lora_config
+    from ift_tutorial.training.trainer import fp32_adapter, lora_config
 
-    cfg = load_config("tiny")
+    cfg = tiny_config()
     model = get_peft_model(load_model(cfg.model), lora_config(cfg))
     for p in model.parameters():
         if p.requires_grad:

@@ -2,7 +2,7 @@
 
 Each prompt is a small writing task ("Write a letter to a friend about baking bread
 at home.") followed by one to three verifiable instructions, worded for the prompt's
-language, with the arguments that :mod:`ift_tutorial.ifeval` checks::
+language, with the arguments that :mod:`ift_tutorial.evaluation.ifeval` checks::
 
     {"key": 1007, "lang": "en",
      "prompt": "Write a short blog post about cycling to work. Answer with less than 80 words.",
@@ -13,10 +13,10 @@ Every instruction id is the *first* instruction of the same number of prompts (t
 ids take turns); zero to two more are drawn among those that do not conflict with it
 (:data:`CONFLICTS`: "give two responses" and "wrap everything in JSON" cannot both
 hold). Chinese prompts use only the ids that make sense for a Chinese answer
-(everything but :data:`ift_tutorial.ifeval.ENGLISH_ONLY`).
+(everything but :data:`ift_tutorial.evaluation.ifeval.registry.ENGLISH_ONLY`).
 
 The file ``data/ifeval/prompts.jsonl`` is exactly ``build_prompt_set()``; a test
-checks it. Rebuild with ``python -m ift_tutorial.ifeval_prompts``.
+checks it. Rebuild with ``python -m ift_tutorial.evaluation.ifeval.prompts``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .ifeval import CONSTRAINED_RESPONSES, ENGLISH_ONLY, INSTRUCTIONS, PROMPTS_PATH
+from .layout import CONSTRAINED_RESPONSES
+from .registry import ENGLISH_ONLY, INSTRUCTIONS
+from .scoring import PROMPTS_PATH
 
 LANGS = ("en", "zh")
 
@@ -415,6 +417,6 @@ def write_prompt_set(path: str | os.PathLike[str] = PROMPTS_PATH, **kwargs: Any)
 
 
 if __name__ == "__main__":
-    from .paths import display_path
+    from ...paths import display_path
 
     print(f"wrote {display_path(write_prompt_set())}")

@@ -1,0 +1,13 @@
+"""What the book's notebooks use besides the pipeline: setup, figures and Colab.
+
+* :mod:`~ift_tutorial.book.notebook`: every chapter's setup cell (preset, machine, seed,
+  edition) and ``glue`` for numbers in the prose;
+* :mod:`~ift_tutorial.book.colab`: runs on Google Drive, the tested libraries, Colab's torch;
+* :mod:`~ift_tutorial.book.plots`: figures of training runs (loss, before and after);
+* :mod:`~ift_tutorial.book.diagrams`: the book's diagrams, drawn by code;
+* :mod:`~ift_tutorial.book.fonts`: Chinese text in figures drawn with real glyphs.
+
+The edition and its labels (:mod:`ift_tutorial.i18n`) and number formatting
+(:mod:`ift_tutorial.formatting`) sit at the top of the package, because every output
+uses them, the pipeline's reports included.
+"""

@@ -1,0 +1,103 @@
+"""Exact match: a greedy answer counts only if it equals the reference after whitespace
+normalisation (:func:`ift_tutorial.tinyworld.tasks.normalize_answer`); the model must also
+stop, so ``"Zandor Zandor"`` is wrong.
+
+Also the completion probes of a base model (:func:`completion_accuracy`): the first word of a
+plain-text continuation, without the chat template, as in pretraining.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from ..inference.generation import generate_responses, greedy_continuations
+from ..tinyworld.tasks import is_exact_match as _is_exact_match
+
+
+def exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Fraction of predictions equal to their reference after whitespace normalisation."""
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
+    if not references:
+        return float("nan")
+    return sum(_is_exact_match(p, r) for p, r in zip(predictions, references)) / len(references)
+
+
+def evaluate_exact_match(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    examples: Sequence[dict[str, Any]],
+    max_new_tokens: int = 32,
+    batch_size: int = 32,
+) -> dict[str, Any]:
+    """Answer each example's prompt and score it against its last (assistant) message.
+
+    Returns:
+        ``exact_match`` (overall), ``by_task`` (per ``task``/``lang`` field when present),
+        ``n`` and ``predictions`` (prompt, reference, prediction, correct).
+    """
+    prompts = [ex["messages"][:-1] for ex in examples]
+    references = [ex["messages"][-1]["content"] for ex in examples]
+    predictions = generate_responses(model, tokenizer, prompts, max_new_tokens, batch_size)
+    rows, groups = [], defaultdict(list)
+    for ex, ref, pred in zip(examples, references, predictions):
+        ok = _is_exact_match(pred, ref)
+        rows.append({"prompt": ex["messages"][-2]["content"], "reference": ref,
+                     "prediction": pred, "correct": ok,
+                     "task": ex.get("task"), "lang": ex.get("lang")})
+        if ex.get("task"):
+            groups[ex["task"]].append(ok)
+            groups[f"{ex['task']}/{ex.get('lang')}"].append(ok)
+        if ex.get("lang"):
+            groups[f"lang:{ex['lang']}"].append(ok)
+    return {
+        "exact_match": exact_match(predictions, references),
+        "by_task": {k: sum(v) / len(v) for k, v in sorted(groups.items())},
+        "n": len(examples),
+        "predictions": rows,
+    }
+
+
+def complete(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    max_new_tokens: int = 8,
+    batch_size: int = 64,
+) -> list[str]:
+    """Greedy continuations of plain-text prompts (no chat template), as in pretraining.
+
+    Each prompt starts with BOS, like every pretraining document.
+    """
+    texts = [(tokenizer.bos_token or "") + p for p in prompts]
+    return greedy_continuations(model, tokenizer, texts, max_new_tokens, batch_size,
+                                tokenizer.eos_token_id)
+
+
+def completion_accuracy(
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, probes: Sequence[dict[str, Any]],
+    max_new_tokens: int = 8,
+) -> dict[str, Any]:
+    """How often the first word of the continuation is the answer (see ``tasks.completion_probes``).
+
+    Returns:
+        ``accuracy`` (overall), ``by_task`` and ``completions`` (prompt, answer, text, correct).
+    """
+    texts = complete(model, tokenizer, [p["prompt"] for p in probes], max_new_tokens)
+    rows, groups = [], defaultdict(list)
+    for probe, text in zip(probes, texts):
+        first = re.match(r"\w*", text.strip()).group(0)
+        ok = first == probe["answer"]
+        rows.append({**probe, "text": text, "correct": ok})
+        groups[probe.get("task", "all")].append(ok)
+    return {
+        "accuracy": sum(r["correct"] for r in rows) / max(1, len(rows)),
+        "by_task": {k: sum(v) / len(v) for k, v in sorted(groups.items())},
+        "completions": rows,
+    }

@@ -1,0 +1,14 @@
+"""Instruction data (chapter 5): from a file or hub dataset to conversations to train on.
+
+Modules, each importing only those listed before it:
+
+- ``sources``: where a data set comes from, a local file or a hub dataset read through a
+  column mapping (with a local fixture offline).
+- ``formats``: the record formats (messages, sharegpt, alpaca, prompt_completion), their
+  detection, and one record normalised into a conversation.
+- ``reading``: the file readers (JSONL, JSON, CSV, Parquet, a hub dataset), each record
+  with its line or record number.
+- ``dataset``: a whole file loaded and checked (``load_conversations``), filtered with a
+  counted :class:`~ift_tutorial.instructions.dataset.DataReport` (``prepare_dataset``,
+  ``check_data``), and the ``ift-tutorial check-data`` command.
+"""

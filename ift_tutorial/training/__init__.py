@@ -1,0 +1,11 @@
+"""Training: QLoRA instruction tuning and what keeps a run safe (chapters 7 and 10).
+
+* :mod:`~ift_tutorial.training.trainer`: ``train()``, TRL's ``SFTTrainer`` on a 4-bit base
+  with a PEFT LoRA adapter;
+* :mod:`~ift_tutorial.training.checkpoints`: crash-safe checkpoints and resume;
+* :mod:`~ift_tutorial.training.runlock`: one live run per output folder, no orphan ranks;
+* :mod:`~ift_tutorial.training.distributed`: the same command on one device or N processes;
+* :mod:`~ift_tutorial.training.devices`: inputs on the model's device;
+* :mod:`~ift_tutorial.training.progress`: live bars, or one summary line when nobody watches;
+* :mod:`~ift_tutorial.training.finished_runs`: finished small runs reused by the book's builds.
+"""
