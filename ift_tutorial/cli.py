@@ -9,13 +9,118 @@ and exit with status 2, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 from .config import ConfigError, ExperimentConfig, load_config
+from .errors import UserFacingError
+from .instructions.formats import FORMATS
+from .paths import display_path
+from .planning.sharding import STRATEGIES
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+# --- checking values before any work ---------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    """An option's value as a whole number of at least 1 (argparse names the option)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _gpu(text: str) -> str:
+    """A GPU of the planner's table (``planning.memory.GPUS``), any case; read when given,
+    so that building the parser imports no torch."""
+    from .planning.memory import gpu_key
+
+    try:
+        return gpu_key(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _merge_dtype(text: str) -> str:
+    """``auto`` or a dtype name the merge knows (``planning.hardware._DTYPES``: bf16, fp16,
+    fp32 and their long names); read when given, so that building the parser imports no torch."""
+    from .planning.hardware import _DTYPES
+
+    if text != "auto" and text not in _DTYPES:
+        raise argparse.ArgumentTypeError(
+            f"invalid choice {text!r} (choose from auto, {', '.join(_DTYPES)})")
+    return text
+
+
+def _output_folder(path: str, option: str) -> None:
+    """Fail before any work when ``option``'s folder cannot be made: it, or a folder above
+    it, is a file."""
+    p = Path(path).expanduser()
+    for folder in (p, *p.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                what = "it is" if folder == p else f"{folder} is"
+                raise UserFacingError(f"{option} {path}: {what} a file, not a folder")
+            return
+
+
+def _output_file(path: str, option: str) -> None:
+    """Fail before any work when ``option``'s file cannot be written: it is a folder, or its
+    folder cannot be made."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise UserFacingError(f"{option} {path}: it is a folder, not a file")
+    for folder in p.parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise UserFacingError(f"{option} {path}: {folder} is a file, not a folder")
+            return
+
+
+#: errno values of a full disk (or quota).
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+@contextmanager
+def _writing_to(path: str | None, option: str) -> Iterator[None]:
+    """A full disk while the command writes under ``path`` (``option``'s folder or file) is
+    one line naming both, not a traceback; the write itself rarely knows the file's name."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in _DISK_FULL or path is None:
+            raise
+        where = f" ({display_path(err.filename)})" if err.filename else ""
+        raise UserFacingError(f"{option} {path}: the disk is full (no space left "
+                              f"on device) while saving there{where}; free some space or choose "
+                              "another folder") from None
+
+
+#: What an OSError with one of these errno values says: the user's file system, not a bug.
+_OS_ERRORS = {
+    errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+    errno.EISDIR: "is a folder, not a file", errno.ENOTDIR: "a part of this path is not a folder",
+    errno.ENOENT: "no such file or folder", errno.EEXIST: "already exists (a file?)",
+    errno.EROFS: "read-only file system", errno.ENAMETOOLONG: "name too long",
+    **{n: "the disk is full (no space left on device)" for n in _DISK_FULL},
+}
+
+
+def _os_error_message(err: OSError) -> str | None:
+    """One line for an OSError the user can fix (see :data:`_OS_ERRORS`), else None."""
+    if err.errno not in _OS_ERRORS:
+        return None
+    what = _OS_ERRORS[err.errno]
+    return f"{display_path(err.filename)}: {what}" if err.filename else what
 
 
 def _add_config_args(p: argparse.ArgumentParser, default: str | None = "tiny") -> None:
@@ -46,20 +151,41 @@ def _print_json(obj: object) -> None:
 # --- handlers: thin wrappers, the work lives in the concept modules --------------
 
 
+def _check_resume(resume: str) -> None:
+    """``--resume``: auto, never, or a complete checkpoint folder (checked before any work)."""
+    if resume in ("auto", "never"):
+        return
+    folder = Path(resume).expanduser()
+    if not folder.is_dir():
+        raise UserFacingError(f"--resume {resume}: expected auto, never or a checkpoint folder; "
+                              + ("that is a file" if folder.exists() else "no such folder"))
+    from .training.checkpoints import check_complete
+
+    reason = check_complete(folder)
+    if reason is not None:
+        raise UserFacingError(f"--resume {resume}: not a complete checkpoint: {reason}")
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     cfg = _config(args)  # a bad config fails fast, before the heavy imports
+    _output_folder(args.output_dir, "--output-dir")
+    _check_resume(args.resume)
     from .training.trainer import train
 
-    metrics = train(cfg, args.output_dir, resume=args.resume, evaluate=not args.no_eval)
+    with _writing_to(args.output_dir, "--output-dir"):
+        metrics = train(cfg, args.output_dir, resume=args.resume, evaluate=not args.no_eval)
     _print_json(metrics)
     return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     cfg = _config(args)
+    if args.output:
+        _output_file(args.output, "--output")
     from .evaluation.runner import evaluate_config
 
-    report = evaluate_config(cfg, adapter=args.adapter, output=args.output)
+    with _writing_to(args.output, "--output"):
+        report = evaluate_config(cfg, adapter=args.adapter, output=args.output)
     _print_json(report)
     return 0
 
@@ -67,9 +193,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_generate(args: argparse.Namespace) -> int:
     cfg = _config(args)
     from .inference.generation import chat_loop, generate_cli
-    from .rehearsal.preset import cap_max_new_tokens
-
-    args.max_new_tokens = cap_max_new_tokens(cfg, args.max_new_tokens)  # IFT_REHEARSAL=1
     if args.prompt:
         for line in generate_cli(cfg, adapter=args.adapter, prompts=args.prompt,
                                  max_new_tokens=args.max_new_tokens):
@@ -80,11 +203,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 def _cmd_merge(args: argparse.Namespace) -> int:
     cfg = _config(args)
+    _output_folder(args.output_dir, "--output-dir")
     from .inference.merging import merge_adapter
 
-    from .paths import display_path
-
-    out = merge_adapter(cfg, args.adapter, args.output_dir, dtype=args.dtype)
+    with _writing_to(args.output_dir, "--output-dir"):
+        out = merge_adapter(cfg, args.adapter, args.output_dir, dtype=args.dtype)
     print(f"merged model saved to {display_path(out)}")
     return 0
 
@@ -98,9 +221,12 @@ def _cmd_check_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
+    if args.output_dir:
+        _output_folder(args.output_dir, "--output-dir")
     from .tinyworld.pretrain import pretrain_cli
 
-    return pretrain_cli(args)
+    with _writing_to(args.output_dir, "--output-dir"):
+        return pretrain_cli(args)
 
 
 def _cmd_plan_memory(args: argparse.Namespace) -> int:
@@ -176,7 +302,7 @@ def _parser_generate(sub: argparse._SubParsersAction) -> None:
         _add_config_args(p)
         p.add_argument("--adapter", default=None, help="PEFT adapter folder (default: base model)")
         p.add_argument("--prompt", action="append", default=[], help="a user message (repeatable)")
-        p.add_argument("--max-new-tokens", type=int, default=64)
+        p.add_argument("--max-new-tokens", type=_positive_int, default=64)
         p.set_defaults(handler=_cmd_generate)
 
 
@@ -190,8 +316,8 @@ def _parser_merge(sub: argparse._SubParsersAction) -> None:
     _add_config_args(p)
     p.add_argument("--adapter", required=True, help="PEFT adapter folder")
     p.add_argument("--output-dir", required=True, help="where the merged model is saved")
-    p.add_argument("--dtype", default="auto", help="auto (keep the base's stored dtype), "
-                   "bf16, fp16 or fp32")
+    p.add_argument("--dtype", default="auto", type=_merge_dtype,
+                   help="auto (keep the base's stored dtype), bf16, fp16 or fp32")
     p.set_defaults(handler=_cmd_merge)
 
 
@@ -201,7 +327,7 @@ def _parser_check_data(sub: argparse._SubParsersAction) -> None:
                        "(messages, Alpaca, ShareGPT or prompt/completion). Exits non-zero "
                        "with the file, line and field of the first problem.")
     p.add_argument("path", help="data file")
-    p.add_argument("--format", default="auto",
+    p.add_argument("--format", default="auto", choices=("auto", *FORMATS),
                    help="auto, messages, alpaca, sharegpt or prompt_completion")
     _add_config_args(p, default=None)
     p.add_argument("--ignore-extra-fields", action="store_true",
@@ -227,17 +353,17 @@ def _parser_plan_memory(sub: argparse._SubParsersAction) -> None:
                        description="Estimate peak GPU memory by component for a preset's "
                        "QLoRA run and say which GPUs it fits.")
     _add_config_args(p)
-    p.add_argument("--gpu", default="t4", help="GPU to check the fit against (t4, l4, "
-                   "a100-40gb, a100-80gb, h100)")
-    p.add_argument("--seq-len", type=int, default=None, help="default: model.max_length")
-    p.add_argument("--batch-size", type=int, default=None,
+    p.add_argument("--gpu", default="t4", type=_gpu, help="GPU to check the fit against (t4, "
+                   "l4, a100-40gb, a100-80gb, h100)")
+    p.add_argument("--seq-len", type=_positive_int, default=None, help="default: model.max_length")
+    p.add_argument("--batch-size", type=_positive_int, default=None,
                    help="default: training.per_device_train_batch_size")
     p.add_argument("--no-gradient-checkpointing", action="store_true")
     p.add_argument("--optim", default=None, help="default: the config's optimizer")
-    p.add_argument("--strategy", default="single",
+    p.add_argument("--strategy", default="single", choices=STRATEGIES,
                    help="single, ddp, zero1, zero2, zero3, fsdp (FSDP1) or fsdp2 "
                    "(per-GPU estimate)")
-    p.add_argument("--num-gpus", type=int, default=1)
+    p.add_argument("--num-gpus", type=_positive_int, default=1)
     p.add_argument("--json", action="store_true", help="print components, total_gb and fits")
     p.set_defaults(handler=_cmd_plan_memory)
 
@@ -251,11 +377,11 @@ def _parser_dry_run(sub: argparse._SubParsersAction) -> None:
     _add_config_args(p, default="qwen2.5-7b")
     p.add_argument("--preset", dest="config", action=_DeprecatedAlias, new="--config",
                    help=argparse.SUPPRESS)
-    p.add_argument("--layers", type=int, default=None,
+    p.add_argument("--layers", type=_positive_int, default=None,
                    help="keep only this many decoder layers (default: all on GPU, 2 on CPU)")
-    p.add_argument("--steps", type=int, default=3)
-    p.add_argument("--seq-len", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--steps", type=_positive_int, default=3)
+    p.add_argument("--seq-len", type=_positive_int, default=None)
+    p.add_argument("--batch-size", type=_positive_int, default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_cmd_dry_run)
 
@@ -290,13 +416,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .training.runlock import die_with_launcher
 
     die_with_launcher()  # under torchrun: die with the launcher, even if it is SIGKILLed
-    args = build_parser().parse_args(argv)
-    from .errors import UserFacingError
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # argparse printed the usage and one error line (status 2)
+        if stop.code in (0, None):  # --help
+            raise
+        return 2
 
     try:
         return int(args.handler(args) or 0)
-    except (ConfigError, UserFacingError, FileNotFoundError) as err:
+    except UserFacingError as err:  # ConfigError, DataError...: they say what and where
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a full disk, a folder where a file goes: not a traceback
+        message = _os_error_message(err)
+        if message is None and isinstance(err, FileNotFoundError):
+            message = str(err)  # the package's own, with the path in the message
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -32,7 +32,7 @@ def read_jsonl_objects(
     """
     file = resolve_path(path)
     if not file.is_file():
-        raise DataError(str(file), missing)
+        raise DataError(str(file), "not a file (a folder?)" if file.exists() else missing)
     rows = []
     with file.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):

@@ -14,7 +14,7 @@ Four groups:
   :func:`markdown_prose`, :func:`chapter_notebooks`, and the patterns of numbered
   headings and figure captions (``NUM``, ``HEADING``, ``CAPTION``);
 - the built book: :func:`require`, :func:`chromium`, :func:`chapter_pages`,
-  :func:`dump_dom`, :func:`math_count`.
+  :func:`dump_dom`, :func:`math_count`; and :func:`needs_cjk_font` for figures in Chinese.
 
 The package is imported inside the functions that need it, so that the book's tests,
 which only read files, do not depend on it.
@@ -29,7 +29,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable
-from functools import cache
+from functools import cache, wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
@@ -156,12 +156,30 @@ def chapter_notebooks() -> list[Path]:
 
 
 def require(condition: bool, reason: str) -> None:
-    """Skip (or, with IFT_BOOK_TESTS=1, fail) when the built book or a browser is missing."""
+    """Skip (or, with IFT_BOOK_TESTS=1, fail) when the built book, a browser or a font is missing."""
     if condition:
         return
     if REQUIRE_BUILT_BOOK:
         pytest.fail(reason + " (IFT_BOOK_TESTS=1)")
     pytest.skip(reason)
+
+
+#: What a test that draws Chinese says when no CJK font is installed.
+NO_CJK_FONT = "no CJK font installed: apt-get install fonts-noto-cjk (Debian, Ubuntu)"
+
+
+def needs_cjk_font(test):
+    """Decorate a test that draws Chinese: without a CJK font it skips, or with
+    IFT_BOOK_TESTS=1 (CI) fails, saying what to install (:func:`require`)."""
+
+    @wraps(test)  # pytest reads the fixtures from the wrapped test's signature
+    def checked(*args, **kwargs):
+        from ift_tutorial.book.fonts import find_cjk_font
+
+        require(find_cjk_font() is not None, NO_CJK_FONT)
+        return test(*args, **kwargs)
+
+    return checked
 
 
 def chromium() -> str | None:

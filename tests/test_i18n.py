@@ -18,12 +18,11 @@ from pathlib import Path
 import matplotlib
 import matplotlib.pyplot as plt
 import pytest
-from helpers import cell_source, code_cells
+from helpers import cell_source, code_cells, needs_cjk_font
 
 from ift_tutorial import i18n
 from ift_tutorial.book import diagrams, notebook, plots
 from ift_tutorial.errors import UserFacingError
-from ift_tutorial.book.fonts import find_cjk_font
 from ift_tutorial.i18n import ZH, MissingTranslationWarning, edition, set_edition, t
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -375,8 +374,6 @@ def test_every_chinese_entry_is_used_and_draws_no_maths_text():
 # --- drawn in Chinese: real glyphs, nothing missing -------------------------------------------
 
 
-needs_cjk_font = pytest.mark.skipif(
-    find_cjk_font() is None, reason="no CJK font installed (Debian: apt-get install fonts-noto-cjk)")
 MISSING = re.compile(r"Glyph \d+ .* missing from font|does not have a glyph")
 
 

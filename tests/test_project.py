@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from ift_tutorial.config import ConfigError, available_presets, load_config
 from ift_tutorial.paths import PROJECT_ROOT
 
 SUBCOMMANDS = ["train", "evaluate", "generate", "chat", "merge", "check-data", "pretrain",
-               "plan-memory", "dry-run"]
+               "plan-memory", "dry-run", "score-ifeval"]
 
 
 def _name(req: str) -> str:
@@ -95,6 +96,13 @@ def test_every_subcommand_has_help(command, capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith(f"usage: ift-tutorial {command}") and len(out.splitlines()) > 4
+
+
+def test_the_subcommand_list_is_the_parsers():
+    """SUBCOMMANDS is every subcommand of ``build_parser()``, so that a new one gets its --help test."""
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert SUBCOMMANDS == list(sub.choices)
 
 
 def test_console_script_help_lists_subcommands():

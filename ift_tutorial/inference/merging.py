@@ -245,6 +245,26 @@ def merge_shard(
     return out
 
 
+def _shape_mismatches(base: Path, weight_map: dict[str, str], updates: dict[str, LoraUpdate],
+                      replacements: dict[str, torch.Tensor]) -> list[str]:
+    """``"name: base (out, in), adapter (out, in)"`` for each adapted weight whose shape is not
+    the base's (an adapter trained on another model), read from the headers only."""
+    from safetensors import safe_open
+
+    wanted: dict[str, tuple[int, ...]] = {name: tuple(t.shape) for name, t in replacements.items()}
+    for name, u in updates.items():
+        shape = (u.B.shape[0], u.A.shape[1])
+        wanted[name] = shape[::-1] if u.fan_in_fan_out else shape
+    wrong = []
+    for shard in sorted({weight_map[name] for name in wanted}):
+        with safe_open(str(base / shard), framework="pt", device="cpu") as f:
+            for name in sorted(n for n in wanted if weight_map[n] == shard):
+                stored = tuple(f.get_slice(name).get_shape())
+                if stored != wanted[name]:
+                    wrong.append(f"{name}: base {stored}, adapter {wanted[name]}")
+    return wrong
+
+
 def merge_shardwise(
     base: str | Path, adapter_dir: str | Path, output_dir: str | Path,
     dtype: torch.dtype | None = None,
@@ -278,6 +298,11 @@ def merge_shardwise(
     if missing:
         raise MergeError(f"{display_path(adapter_dir)}: {len(missing)} adapted weight(s) not in "
                          f"the base checkpoint {display_path(base)}, e.g. {missing[:3]}")
+    wrong = _shape_mismatches(base, weight_map, updates, replacements)
+    if wrong:
+        raise MergeError(f"{display_path(adapter_dir)}: made for another base model: {len(wrong)} "
+                         f"adapted weight(s) do not fit the shapes in {display_path(base)}, "
+                         f"e.g. {wrong[0]}")
     output_dir.mkdir(parents=True, exist_ok=True)
     total = 0
     for shard in sorted(set(weight_map.values())):

@@ -308,7 +308,8 @@ def check_data_cli(args: Any) -> int:
     """``ift-tutorial check-data PATH [--format F] [--config C [--set K=V]] [--json]``.
 
     Prints the report and returns 0 when the file is valid; prints
-    ``error: FILE, line N, field 'F': message`` to stderr and returns 1 when it is not.
+    ``error: FILE, line N, field 'F': message`` to stderr and returns 2 when it is not
+    (the CLI's status for every input a user can fix).
     With ``--config``, the preset's tokenizer counts examples over its ``max_length``
     and its ``data.system_prompt`` and ``data.deduplicate`` apply as in training.
     """
@@ -334,7 +335,7 @@ def check_data_cli(args: Any) -> int:
                             strict=False if getattr(args, "ignore_extra_fields", False) else None)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return 2
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:

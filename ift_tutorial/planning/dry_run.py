@@ -168,8 +168,8 @@ def dry_run(
     arch = architecture_config(config.model.name_or_path)
     # a CPU gets a 2-layer slice of a large model; small models (the tiny preset) run whole
     small = 12 * arch.hidden_size**2 * arch.num_hidden_layers < 100_000_000
-    layers = layers or (arch.num_hidden_layers if on_gpu or small
-                        else min(2, arch.num_hidden_layers))
+    if layers is None:  # 0 is an error below, not "the default"
+        layers = arch.num_hidden_layers if on_gpu or small else min(2, arch.num_hidden_layers)
     if layers < 1:
         raise ConfigError("--layers must be at least 1")
     arch.num_hidden_layers = layers

@@ -11,6 +11,7 @@ The loop is deliberately plain (no ``Trainer``): pack documents into rows of
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import os
@@ -48,7 +49,72 @@ def load_pretrain_config(name_or_path: str = "pretrain-tiny",
     for section in ("world", "tokenizer", "model", "training"):
         if not isinstance(raw.get(section), dict):
             raise ConfigError(f"{path}: section '{section}' is missing or not a mapping")
+    check_pretrain_config(raw, str(path))
     return raw
+
+
+#: The keys of a pretraining config, and what each value must be: ``int`` (a whole number
+#: of at least ``1``, or ``0`` where marked), a ``float`` (at least 0), ``bool``, or a folder.
+_PRETRAIN_KEYS: dict[str | None, dict[str, tuple[type, int | None]]] = {
+    None: {"seed": (int, 0), "output_dir": (str, None), "tasks_dir": (str, None),
+           "tasks_heldout_per_kind": (int, 1)},
+    "world": {"max_addend": (int, 0), "n_words": (int, 1), "n_people": (int, 1),
+              "n_cities": (int, 1)},
+    "tokenizer": {"vocab_size": (int, 1), "split_digits": (bool, None), "n_documents": (int, 1)},
+    "training": {"seq_len": (int, 1), "batch_size": (int, 1), "max_steps": (int, 1),
+                 "learning_rate": (float, None), "warmup_steps": (int, 0),
+                 "min_lr_ratio": (float, None), "weight_decay": (float, None),
+                 "max_grad_norm": (float, None), "num_threads": (int, 1), "log_every": (int, 1)},
+}
+#: transformers.LlamaConfig keys that the tokenizer sets, never the config.
+_FROM_TOKENIZER = ("vocab_size", "bos_token_id", "eos_token_id", "pad_token_id")
+
+
+def check_pretrain_config(raw: dict[str, Any], where: str) -> None:
+    """Reject unknown keys and values of the wrong kind before pretraining starts (13 minutes
+    later would be too late): a ConfigError naming the file, the section and the key."""
+    sections = ("world", "tokenizer", "model", "training")
+    for section, keys in _PRETRAIN_KEYS.items():
+        values = raw if section is None else raw[section]
+        known = set(keys) | (set(sections) if section is None else set())
+        unknown = sorted(set(values) - known)
+        if unknown:
+            at = "the top level" if section is None else f"section '{section}'"
+            raise ConfigError(f"{where}: {at}: unknown key(s) {unknown}; known keys: {sorted(known)}")
+        for key, (kind, least) in keys.items():
+            if values.get(key) is not None:
+                _check_value(f"{section}.{key}" if section else key, values[key], kind, least, where)
+    llama = LlamaConfig().to_dict()
+    accepted = set(llama) | set(inspect.signature(LlamaConfig.__init__).parameters) - {"self", "kwargs"}
+    for key, value in raw["model"].items():
+        if key not in accepted or key in _FROM_TOKENIZER:
+            why = "set from the tokenizer" if key in _FROM_TOKENIZER else "not a LlamaConfig key"
+            raise ConfigError(f"{where}: section 'model': {key!r} is {why}")
+        default = llama.get(key)
+        if isinstance(default, int) and not isinstance(default, bool):
+            _check_value(f"model.{key}", value, int, 1, where)
+
+
+def _check_value(key: str, value: Any, kind: type, least: int | None, where: str) -> None:
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: {key} must be a folder path, got {value!r}")
+        return
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: {key} must be true or false, got {value!r}")
+        return
+    if kind is float and isinstance(value, str):  # YAML reads 1e-3 (no dot) as text
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where}: {key} must be a number, got {value!r}")
+    if kind is int and value != int(value):
+        raise ConfigError(f"{where}: {key} must be a whole number, got {value!r}")
+    if value < (least or 0):
+        raise ConfigError(f"{where}: {key} must be at least {least or 0}, got {value!r}")
 
 
 def world_from_config(cfg: dict[str, Any]) -> World:

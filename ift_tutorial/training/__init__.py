@@ -3,9 +3,12 @@
 * :mod:`~ift_tutorial.training.trainer`: ``train()``, TRL's ``SFTTrainer`` on a 4-bit base
   with a PEFT LoRA adapter;
 * :mod:`~ift_tutorial.training.checkpoints`: crash-safe checkpoints and resume;
+* :mod:`~ift_tutorial.training.run_config`: what shapes a run's weights, recorded and checked on resume;
 * :mod:`~ift_tutorial.training.runlock`: one live run per output folder, no orphan ranks;
 * :mod:`~ift_tutorial.training.distributed`: the same command on one device or N processes;
 * :mod:`~ift_tutorial.training.devices`: inputs on the model's device;
 * :mod:`~ift_tutorial.training.progress`: live bars, or one summary line when nobody watches;
-* :mod:`~ift_tutorial.training.finished_runs`: finished small runs reused by the book's builds.
+* :mod:`~ift_tutorial.training.finished_runs`: finished small runs reused by the book's builds;
+* :mod:`~ift_tutorial.training.provenance`: the adapter's digest and the library versions
+  that a run's ``metrics.json`` records.
 """

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from matplotlib import font_manager
+from helpers import needs_cjk_font  # skips without a CJK font; fails under IFT_BOOK_TESTS=1
 
 from ift_tutorial.book import fonts
 from ift_tutorial.book.fonts import (MissingCJKFontWarning, family_with_cjk, find_cjk_font,
@@ -19,8 +20,6 @@ from ift_tutorial.book.notebook import set_plot_style
 from ift_tutorial.book.plots import plot_label_mask, show_figure
 
 INSTALLED = find_cjk_font()
-needs_cjk_font = pytest.mark.skipif(
-    INSTALLED is None, reason="no CJK font installed (Debian: apt-get install fonts-noto-cjk)")
 
 
 def _glyph_pixels(char: str) -> np.ndarray:

@@ -8,6 +8,7 @@ and its table of contents lists the same chapters.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import sys
@@ -17,8 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers import CAPTION as CAPTION_EN  # the English book's own
-from helpers import (BOOK, HEADING, NUM, cell_source, chapter_notebooks, code_cells, markdown_prose,
-                     markdown_text, read_notebook)
+from helpers import (BOOK, HEADING, NUM, cell_source, chapter_notebooks, code_cells, code_sources,
+                     markdown_prose, markdown_text, read_notebook)
 
 CHINESE = BOOK / "zh" / "chapters"
 sys.path.insert(0, str(BOOK))
@@ -71,6 +72,61 @@ def test_same_numbered_sections_and_figures(path):
     english, chinese = _prose(_read(path)), _prose(_read(CHINESE / path.name))
     assert HEADING.findall(chinese) == HEADING.findall(english)
     assert CAPTION_ZH.findall(chinese) == CAPTION_EN.findall(english)
+
+
+#: A glue role in prose, {glue}`key`, {glue:text}`key:.1f`, {glue:md}`key:myst`..., or a glue
+#: directive, ```{glue:figure} key: the key it shows.
+GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)")
+GLUE_DIRECTIVE = re.compile(r"(?m)^\s*(?:`{3,}|:{3,})\{glue(?::\w+)?\}\s+(\S+)")
+
+
+def _glue_shown(nb: dict) -> set[str]:
+    """The glue keys a notebook's prose shows (roles and directives, wherever they are)."""
+    text = markdown_text(nb)
+    return {k.strip() for k in GLUE_ROLE.findall(text) + GLUE_DIRECTIVE.findall(text)}
+
+
+def _glue_stored(nb: dict) -> tuple[set[str], list[re.Pattern]]:
+    """The keys that the code's ``glue(key, ...)`` calls store: literal names, and a pattern
+    per f-string name (``f"ratio-{name}"``); a name held in a variable (a loop over pairs)
+    may be any string literal of its cell."""
+    names: set[str] = set()
+    patterns: list[re.Pattern] = []
+    for source in code_sources(nb):
+        # IPython's magics and shell escapes are not Python
+        tree = ast.parse("\n".join("" if line.lstrip().startswith(("%", "!")) else line
+                                   for line in source.splitlines()))
+        for node in ast.walk(tree):
+            func = getattr(node, "func", None)
+            if not (isinstance(node, ast.Call) and node.args
+                    and (getattr(func, "id", None) or getattr(func, "attr", None)) == "glue"):
+                continue
+            key = node.args[0]
+            if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                names.add(key.value)
+            elif isinstance(key, ast.JoinedStr):
+                patterns.append(re.compile("".join(
+                    re.escape(part.value) if isinstance(part, ast.Constant) else ".+"
+                    for part in key.values)))
+            else:
+                names |= {c.value for c in ast.walk(tree)
+                          if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+    return names, patterns
+
+
+@pytest.mark.parametrize("path", chapter_notebooks(), ids=lambda p: p.name)
+def test_the_twins_show_the_same_glued_numbers_and_the_code_stores_them(path):
+    """A number glued into the English prose is in the Chinese prose too (the shared code
+    computes it for both), and every key either edition shows is stored by a glue call:
+    myst-nb would otherwise warn, or with a stale build cache show an old number."""
+    english, chinese = _read(path), _read(CHINESE / path.name)
+    shown_en, shown_zh = _glue_shown(english), _glue_shown(chinese)
+    assert shown_en == shown_zh, (f"only in English: {sorted(shown_en - shown_zh)}; "
+                                  f"only in Chinese: {sorted(shown_zh - shown_en)}")
+    names, patterns = _glue_stored(english)
+    unstored = sorted(k for k in shown_en | shown_zh
+                      if k not in names and not any(p.fullmatch(k) for p in patterns))
+    assert not unstored, f"shown in the prose but stored by no glue call of the code: {unstored}"
 
 
 def _known() -> tuple[set[str], set[str], set[str]]:

@@ -11,7 +11,8 @@ from helpers import tiny_config
 
 from ift_tutorial.evaluation.exact_match import exact_match
 from ift_tutorial.evaluation.perplexity import assistant_labels, perplexity
-from ift_tutorial.evaluation.report import before_after_table
+from ift_tutorial.evaluation.report import (UnlikeShippedRun, before_after_table, compare_with_shipped,
+                                         shipped_metrics)
 from ift_tutorial.evaluation.runner import evaluate_config
 from ift_tutorial.inference.generation import generate_responses, load_for_inference
 from ift_tutorial.tinyworld.tasks import read_tasks
@@ -105,18 +106,25 @@ def test_base_model_knows_the_world_as_plain_text(model_and_tokenizer):
     assert report["by_task"]["reversal"] >= 0.9 and report["by_task"]["city"] >= 0.8, report["by_task"]
 
 
-def test_shipped_adapter_reproduces_its_metrics():
-    """data/adapters/tiny-sft, made by `ift-tutorial train --config tiny`, scores what it says."""
-    import json
-
-    from ift_tutorial.paths import DATA_DIR
-
-    folder = DATA_DIR / "adapters" / "tiny-sft"
-    metrics = json.loads((folder / "metrics.json").read_text())
-    report = evaluate_config(tiny_config("data.eval_perplexity=null", "data.eval_ifeval=null",
-                                         "data.eval_gsm8k=null"), adapter=str(folder))
-    assert report["exact_match"] == pytest.approx(metrics["exact_match_after"])
-    assert metrics["exact_match_before"] <= 0.10
+def test_compare_with_shipped_passes_the_shipped_run_and_names_the_rows_out_of_tolerance():
+    """What chapter 7 checks a fresh run with (the shipped scores themselves are re-measured
+    in test_shipped_adapter.py)."""
+    shipped = shipped_metrics("tiny")
+    table = compare_with_shipped(shipped)
+    assert table["within"].all() and (table["difference"] == 0).all()
+    assert {"exact match", "exact match: reversal", "exact match: zh", "IFEval prompt-level strict",
+            "GSM8K flexible", "answer-token perplexity"} <= set(table.index)
+    assert "exact match: addition/en" not in table.index  # 30 questions: too few to compare
+    assert table.loc["IFEval prompt-level strict", "tolerance"] == 100 / 16  # one prompt of 16
+    worse = json.loads(json.dumps(shipped))
+    worse["exact_match_by_task_after"]["reversal"] -= 0.2
+    worse["answer_perplexity_after"] *= 1.5
+    with pytest.raises(UnlikeShippedRun, match=r"(?s)reversal .*-20\.0.*perplexity") as caught:
+        compare_with_shipped(worse)
+    assert "exact match " not in str(caught.value)  # only the rows out of tolerance
+    assert not compare_with_shipped(worse, check=False)["within"].all()
+    with pytest.raises(ValueError, match="compared with"):
+        compare_with_shipped({**shipped, "config": "qwen2.5-7b"}, shipped=shipped)
 
 
 def test_generation_stops_on_the_templates_end_of_turn_token_too():

@@ -442,7 +442,7 @@ def test_check_data_cli_json(capsys):
 def test_check_data_cli_rejects_broken_file(tmp_path, capsys):
     path = tmp_path / "broken.jsonl"
     path.write_text(_bad_jsonl(BAD_JSONL["unknown_role"][0]), encoding="utf-8")
-    assert main(["check-data", str(path)]) == 1
+    assert main(["check-data", str(path)]) == 2
     captured = capsys.readouterr()
     assert captured.err.startswith(f"error: {display_path(path)}, line 2, field 'messages[0].role': "
                                    "unknown role 'bot'")
@@ -475,7 +475,7 @@ def test_check_data_subprocess(tmp_path):
     cmd = [sys.executable, "-m", "ift_tutorial.cli", "check-data"]
     bad = subprocess.run(cmd + [str(path)], capture_output=True, text=True, cwd=PROJECT_ROOT,
                          timeout=120)
-    assert bad.returncode == 1, bad.stderr
+    assert bad.returncode == 2, bad.stderr
     assert bad.stderr.strip() == (f"error: {path.name}, line 3, field 'completion': empty content")
     good = subprocess.run(cmd + ["data/instructions/heldout.jsonl"], capture_output=True,
                           text=True, cwd=PROJECT_ROOT, timeout=120)
