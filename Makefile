@@ -2,8 +2,10 @@
 # and `make test` (set up, then run every test and every notebook). Everything else is a step.
 PYTHON ?= python3
 # torch, when none is installed, is the CPU build: PyPI's Linux wheels are multi-GB CUDA
-# builds, so it comes from PyTorch's CPU index (`make setup TORCH_INDEX=` uses PyPI).
-# CI installs its CPU torch before calling make (.ci/run).
+# builds, so it comes from PyTorch's CPU index if that answers within seconds, else from
+# the index pip is configured with (a mirror), its CPU build if it has one
+# (scripts/install_torch.py; `make setup TORCH_INDEX=` skips the CPU index).
+# CI installs its CPU torch into its virtualenv before calling make (.ci/run).
 TORCH_SPEC ?= torch>=2.4
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 # One run's outputs (adapter, checkpoints, metrics.json, loss.png).
@@ -12,8 +14,7 @@ RUN_DIR ?= runs/tiny
 .PHONY: setup train tiny-model test test-unit test-notebooks test-rehearsal benchmarks clean book book-html
 
 setup:
-	@$(PYTHON) -c "import torch" 2>/dev/null || \
-		$(PYTHON) -m pip install "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PYTHON) scripts/install_torch.py --spec "$(TORCH_SPEC)" --index "$(TORCH_INDEX)"
 	$(PYTHON) -m pip install -c constraints-colab.txt -e ".[dev]"  # the versions Colab gets too
 
 # QLoRA-tune the tiny preset on the CPU: the real 4-bit path, about 2-3 minutes.
@@ -25,13 +26,15 @@ tiny-model: setup
 	ift-tutorial pretrain
 
 # Unit tests, every chapter notebook under nbval (training included), then the rendered
-# book: built with -W and checked in headless Chromium (IFT_BOOK_TESTS=1: no skipping).
+# book: built with -W and checked in headless Chromium, and the figures drawn in Chinese
+# (IFT_BOOK_TESTS=1: no skipping; a missing browser or CJK font fails).
 test: setup
 	$(PYTHON) -m pytest tests
 	$(MAKE) test-notebooks
 	$(MAKE) test-rehearsal
 	$(MAKE) book-html
-	IFT_BOOK_TESTS=1 $(PYTHON) -m pytest tests/book/test_book.py tests/book/test_book_editions.py
+	IFT_BOOK_TESTS=1 $(PYTHON) -m pytest tests/book/test_book.py tests/book/test_book_editions.py \
+		tests/book/test_fonts.py tests/test_i18n.py
 
 test-unit:
 	$(PYTHON) -m pytest tests
@@ -40,13 +43,19 @@ test-notebooks:
 	$(PYTHON) -m pytest --nbval-lax book/chapters
 
 # Rehearsal (ift_tutorial/rehearsal/): the 7B branches on the CPU, with shrunk random
-# stand-ins of the presets' real architectures. `pytest tests` already runs
+# stand-ins of the presets' real architectures, and a ledger that charges the real model's GPU
+# memory against a T4 (ift_tutorial/planning/ledger.py). `pytest tests` already runs
 # `IFT_REHEARSAL=1 ift-tutorial train --config P ... --set training.max_steps=2` for every
-# 7B preset (tests/rehearsal/test_rehearsal.py); this runs the chapters whose code depends on the
-# preset. The other chapters run the same code under every preset (test-notebooks).
+# 7B preset (tests/rehearsal/test_rehearsal.py); this runs the chapters whose code depends on
+# the preset, along their 7B branches, for every 7B preset. The other chapters run the same
+# code under every preset (test-notebooks).
 PRESET_CHAPTERS = $(shell grep -l -E 'load_config.PRESET|PRESET [!=]=' book/chapters/*.ipynb)
+REHEARSAL_PRESETS ?= qwen2.5-7b llama-3.1-8b olmo-2-7b
 test-rehearsal:
-	IFT_PRESET=qwen2.5-7b IFT_REHEARSAL=1 $(PYTHON) -m pytest --nbval-lax $(PRESET_CHAPTERS)
+	@for preset in $(REHEARSAL_PRESETS); do \
+		echo "rehearsal of $$preset"; \
+		IFT_PRESET=$$preset IFT_REHEARSAL=1 $(PYTHON) -m pytest --nbval-lax $(PRESET_CHAPTERS) || exit 1; \
+	done
 
 # Execute every chapter (cached in book/_build/.jupyter_cache) and build the HTML book;
 # warnings are errors. Offline: no model hub. MPLBACKEND is unset so that the kernels draw

@@ -13,7 +13,10 @@ world), so it splits real English and Chinese into many more tokens than a 7B mo
 vocabulary does: an upper bound. With ``--qwen-bpe``, the same rendered text is also
 counted with Qwen's own byte-pair merges (the ``qwen.tiktoken`` file of Qwen's tokenizer,
 151,643 merges, which Qwen2.5 shares; reading it needs the ``tiktoken`` package), each
-special token of the template counted as one token.
+special token of the template counted as one token; without it, the Qwen counts of an
+earlier run in ``--output`` are kept. For the training set it also reports what padding adds:
+packing is off, so each micro-batch of ``per_device_train_batch_size`` examples is padded to
+its longest one (the mean over seeded shuffles, as the Trainer shuffles).
 """
 
 from __future__ import annotations
@@ -55,6 +58,21 @@ def qwen_counter(path: str, specials: list[str]):
     return count
 
 
+def padded_per_example(lengths: list[int], batch: int, shuffles: int = 100, seed: int = 0) -> float:
+    """Tokens per example once each micro-batch is padded to its longest example.
+
+    Packing is off, so a micro-batch of ``batch`` examples costs ``batch`` x its longest one.
+    The Trainer shuffles the examples; this is the mean over ``shuffles`` seeded orders.
+    """
+    import random
+
+    rng, total = random.Random(seed), 0
+    for _ in range(shuffles):
+        order = rng.sample(lengths, len(lengths))
+        total += sum(batch * max(order[i:i + batch]) for i in range(0, len(order), batch))
+    return round(total / shuffles / len(lengths), 1)
+
+
 def stats(values: list[int]) -> dict[str, float]:
     return {"n": len(values), "mean": round(statistics.mean(values), 1),
             "median": statistics.median(values), "max": max(values), "sum": sum(values)}
@@ -87,17 +105,26 @@ def main(argv: list[str] | None = None) -> int:
 
         prompts["gsm8k prompts"] = [[{"role": "user", "content": gsm8k_prompt(p.question, p.lang)}]
                                     for p in read_gsm8k_set(config.data.eval_gsm8k)[0]]
-    out: dict[str, dict] = {"config": config.name,
+    previous = json.loads(Path(args.output).read_text(encoding="utf-8")) \
+        if args.output and Path(args.output).is_file() else {}
+    batch = config.training.per_device_train_batch_size
+    out: dict[str, dict] = {"config": config.name, "per_device_train_batch_size": batch,
                             "template": display_path(config.model.chat_template or "(the tokenizer's)"),
                             "qwen_bpe": bool(real)}
     for name, convs in [*sets.items(), *prompts.items()]:
         texts = [render(c, prompt_only=name.endswith("prompts")) for c in convs]
-        row = {"characters": stats([len(t) for t in texts]),
-               "stand_in_tokens": stats([len(tokenizer(t, add_special_tokens=False).input_ids)
-                                         for t in texts])}
+        lengths = [len(tokenizer(t, add_special_tokens=False).input_ids) for t in texts]
+        row = {"characters": stats([len(t) for t in texts]), "stand_in_tokens": stats(lengths)}
         if real:
             row["qwen_tokens"] = stats([real(t) for t in texts])
+        elif "qwen_tokens" in previous.get(name, {}):  # counted by an earlier run that had the file
+            row["qwen_tokens"] = previous[name]["qwen_tokens"]
+        if name == "train":  # what a step costs: micro-batches padded to their longest example
+            padded = padded_per_example(lengths, batch)
+            row["stand_in_padded_per_example"] = padded
+            row["padding_share"] = round(1 - statistics.mean(lengths) / padded, 3)
         out[name] = row
+    out["qwen_bpe"] = bool(real) or previous.get("qwen_bpe", False)
     text = json.dumps(out, indent=2, ensure_ascii=False)
     print(text)
     if args.output:

@@ -29,6 +29,9 @@ from .quiet import silence_known_messages
 
 logger = logging.getLogger(__name__)
 
+#: The attribute of a loaded model that holds ``model.max_new_tokens_cap``, if set.
+DECODE_CAP = "_ift_max_new_tokens_cap"
+
 
 class PickleWeightsError(UserFacingError):
     """A model folder holds only pickle weights, and the config did not allow them."""
@@ -213,6 +216,12 @@ def load_model(
         raise UserFacingError(f"cannot load the model {settings.name_or_path!r}: {err}") from err
     if four_bit:
         disable_cpu_weight_repacking(model)
+    if settings.max_new_tokens_cap:  # read by ift_tutorial.inference.generation
+        setattr(model, DECODE_CAP, settings.max_new_tokens_cap)
+    if settings.ledger_gpu:  # charge what the real model weighs on that GPU
+        from .planning.ledger import track_model
+
+        track_model(model, settings, four_bit)
     return model
 
 

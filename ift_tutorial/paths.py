@@ -199,3 +199,42 @@ def display_path(path: str | os.PathLike[str]) -> str:
             rel = p.relative_to(root).as_posix()
             return prefix + rel if rel != "." else (prefix.rstrip("/") or ".")
     return p.name
+
+
+# --- the notebooks' preset and its model folder (IFT_PRESET, IFT_MODEL_PATH) ----------
+
+
+def preset_from_env(default: str = "tiny") -> str:
+    """The preset a notebook should use: ``IFT_PRESET`` if set, else ``default``."""
+    return os.environ.get("IFT_PRESET", default)
+
+
+MODEL_PATH_ENV = "IFT_MODEL_PATH"
+_active_preset: str | None = None  # the notebook's preset, set by setup_notebook
+
+
+def set_active_preset(name: str | None) -> None:
+    """Name the preset that ``IFT_MODEL_PATH`` applies to (the notebooks' setup cell)."""
+    global _active_preset
+    _active_preset = name
+
+
+def model_path_override(name: str) -> list[str]:
+    """``IFT_MODEL_PATH``: a local folder of the active preset's model, as an override.
+
+    Where the hub is slow or blocked, a reader downloads the model (from ModelScope, say)
+    and sets ``IFT_MODEL_PATH=/path/to/Qwen2.5-7B``: every chapter then loads that folder
+    for the notebook's preset (``IFT_PRESET``, or the setup cell's), and only for it, the
+    way ``--set model.name_or_path=/path`` does on the command line.
+
+    Example:
+        >>> import os
+        >>> os.environ.update(IFT_PRESET="qwen2.5-7b", IFT_MODEL_PATH="/models/Qwen2.5-7B")
+        >>> model_path_override("qwen2.5-7b"), model_path_override("tiny")
+        (['model.name_or_path=/models/Qwen2.5-7B'], [])
+        >>> for k in ("IFT_PRESET", "IFT_MODEL_PATH"): del os.environ[k]
+    """
+    folder = os.environ.get(MODEL_PATH_ENV)
+    if not folder or name not in {os.environ.get("IFT_PRESET"), _active_preset} - {None}:
+        return []
+    return [f"model.name_or_path={Path(folder).expanduser().absolute()}"]

@@ -116,6 +116,6 @@ def find_run_adapter(run_name: str, made_by: str = "chapter 7", config: object |
         return adapter
     raise UserFacingError(
         f"no adapter at {display_path(adapter)}: run {made_by} with the same preset first (it "
-        "saves the adapter there), or copy a run's adapter/ folder there. On Colab, tick "
-        "RUNS_ON_DRIVE in the setup cells of both chapters: a Colab machine forgets its files "
-        "when the session ends.")
+        "saves the adapter there), or copy a run's adapter/ folder there. On Colab, keep "
+        "RUNS_ON_DRIVE ticked (the default) in the setup cells of both chapters: a Colab machine "
+        "forgets its files when the session ends.")

@@ -21,13 +21,13 @@ import torch
 
 from .. import __version__
 from . import colab
-from ..config import (ExperimentConfig, available_presets, load_config, preset_from_env,
-                     set_active_preset)
+from ..config import ExperimentConfig, available_presets, load_config
 from ..errors import UserFacingError
 from ..planning.hardware import describe_hardware
 from ..i18n import edition, set_edition
-from ..paths import is_large_model
+from ..paths import is_large_model, preset_from_env, set_active_preset
 from ..quiet import silence_known_messages
+from ..training import provenance
 
 #: Printed on Colab when a 7B preset finds no GPU.
 COLAB_GPU_HELP = (
@@ -72,14 +72,10 @@ class Requirement:
 
 
 def library_versions(names: Iterable[str] = STACK) -> dict[str, str | None]:
-    """Installed version of each distribution, None where missing (nothing is imported)."""
-    versions: dict[str, str | None] = {}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
+    """Installed version of each distribution (the :data:`STACK` by default), None where
+    missing (nothing is imported); a run's metrics.json records the same
+    (:func:`ift_tutorial.training.provenance.run_versions`)."""
+    return provenance.library_versions(names)
 
 
 def check_requirements(distribution: str = "ift-tutorial") -> list[Requirement]:
@@ -153,7 +149,7 @@ def quiet_progress_bars() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
-def setup_notebook(default: str = "tiny", seed: int = 0, runs_on_drive: bool = False) -> str:
+def setup_notebook(default: str = "tiny", seed: int = 0, runs_on_drive: bool = True) -> str:
     """Choose the preset, print one line about the machine, seed, style the plots.
 
     The edition (English, or Chinese for the notebooks in ``book/zh/chapters``) is decided
@@ -165,8 +161,10 @@ def setup_notebook(default: str = "tiny", seed: int = 0, runs_on_drive: bool = F
     Args:
         default: the preset used when ``IFT_PRESET`` is not set (the setup cell's form field).
         seed: seed for ``random``, NumPy and PyTorch.
-        runs_on_drive: on Colab, mount Google Drive and keep runs there
-            (:func:`ift_tutorial.book.colab.use_drive_for_runs`).
+        runs_on_drive: on Colab, a 7B preset's runs go to Google Drive
+            (:func:`ift_tutorial.book.colab.use_drive_for_runs`): chapter 8 reads chapter
+            7's adapter, and a Colab machine forgets its files when the session ends. The
+            tiny preset's runs take minutes and stay on the machine; off Colab nothing changes.
 
     Under ``IFT_REHEARSAL=1`` a 7B preset runs without a GPU, as a rehearsal
     (:mod:`ift_tutorial.rehearsal`), and a line says so.
@@ -191,8 +189,6 @@ def setup_notebook(default: str = "tiny", seed: int = 0, runs_on_drive: bool = F
     print(f"ift-tutorial {__version__} | preset {preset} | {describe_hardware()}")
     if in_colab():
         colab.check_torch()  # Colab's own CUDA torch is kept: only its range is checked
-    if runs_on_drive:
-        colab.use_drive_for_runs()
     set_active_preset(preset)  # IFT_MODEL_PATH, if set, is this preset's model folder
     config = load_config(preset)  # under IFT_REHEARSAL=1 this prints the rehearsal line
     big, rehearsing = needs_gpu(config), config.rehearsal
@@ -205,6 +201,8 @@ def setup_notebook(default: str = "tiny", seed: int = 0, runs_on_drive: bool = F
                "or choose the tiny preset (unset IFT_PRESET, PRESET = \"tiny\" in the setup cell) "
                "to run on this CPU.")
         )
+    if runs_on_drive and big and in_colab():
+        colab.use_drive_for_runs()
     if not big or rehearsing:
         quiet_progress_bars()  # a 7B preset keeps them: its first run downloads ~15 GB
     # Without ipywidgets, tqdm draws text bars and warns about it on import: cosmetic.

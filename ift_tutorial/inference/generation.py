@@ -17,8 +17,9 @@ import torch
 from transformers import GenerationConfig, PreTrainedTokenizerBase
 
 from ..config import ExperimentConfig
-from ..loading import disable_cpu_weight_repacking, load_model, load_tokenizer
+from ..loading import DECODE_CAP, disable_cpu_weight_repacking, load_model, load_tokenizer
 from ..paths import resolve_path
+from ..planning.ledger import add_adapter, charge, generation_bytes
 from ..training.devices import to_model_device
 
 #: A conversation: ``{"role", "content"}`` messages, oldest first.
@@ -41,17 +42,39 @@ def load_for_inference(
     Returns:
         ``(model, tokenizer)``, the model in eval mode.
     """
+    path = None if adapter is None else resolve_path(adapter)
+    if path is not None and not (path / "adapter_config.json").is_file():  # before any loading
+        raise FileNotFoundError(f"{path} is not a PEFT adapter folder (no adapter_config.json)")
     tokenizer = load_tokenizer(config.model)
     model = load_model(config.model)
-    if adapter is not None:
-        from peft import PeftModel
-
-        path = resolve_path(adapter)
-        if not (path / "adapter_config.json").is_file():
-            raise FileNotFoundError(f"{path} is not a PEFT adapter folder (no adapter_config.json)")
-        model = PeftModel.from_pretrained(model, str(path), is_trainable=False)
+    if path is not None:
+        base, model = model, _apply_adapter(model, path, config)
+        add_adapter(model, base)  # a GPU-memory ledger, if any, counts the adapter too
     model.eval()
     return model, tokenizer
+
+
+def _apply_adapter(model: torch.nn.Module, path: Path, config: ExperimentConfig) -> torch.nn.Module:
+    """PEFT's ``PeftModel.from_pretrained``, with an adapter made for another base model (other
+    layer names or shapes) reported as one line that names the folder and the base."""
+    from peft import PeftModel
+
+    from ..errors import UserFacingError
+    from ..paths import display_path
+
+    try:
+        return PeftModel.from_pretrained(model, str(path), is_trainable=False)
+    except (ValueError, RuntimeError) as err:
+        # PEFT: ValueError for target modules the base lacks or a bad adapter_config.json;
+        # torch: RuntimeError "size mismatch" for weights of another shape. Nothing else.
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        if isinstance(err, RuntimeError) and not any("size mismatch" in x for x in lines):
+            raise
+        mismatches = [x for x in lines if x.startswith("size mismatch")]
+        reason = (f"{len(mismatches)} weight(s) of another shape, e.g. {mismatches[0]}"
+                  if mismatches else lines[0] if lines else type(err).__name__)
+        raise UserFacingError(f"{display_path(path)}: this adapter does not fit the base model "
+                              f"{display_path(config.model.name_or_path)}: {reason}") from None
 
 
 # --- generation --------------------------------------------------------------------
@@ -142,10 +165,14 @@ def greedy_continuations(
             # The texts already hold BOS; add_special_tokens=False avoids a second one.
             enc = tokenizer(list(texts[start:start + batch_size]), return_tensors="pt",
                             padding=True, add_special_tokens=False)
+            rows, width = enc["input_ids"].shape
+            # charged at the length asked for, decoded at most to the model's cap (a rehearsal's)
+            charge(model, f"generation for {rows} prompts", lambda tag: generation_bytes(
+                tag.arch, rows, width, max_new_tokens, tag.compute_bytes))
             enc = to_model_device(enc, model)
             out = model.generate(
                 **enc,
-                max_new_tokens=max_new_tokens,
+                max_new_tokens=min(max_new_tokens, getattr(model, DECODE_CAP, None) or max_new_tokens),
                 do_sample=False,
                 eos_token_id=eos_token_id,
                 pad_token_id=tokenizer.pad_token_id,
@@ -194,9 +221,14 @@ def generate_cli(
     adapter: str | None,
     prompts: Sequence[str],
     max_new_tokens: int = 64,
+    loaded: tuple[torch.nn.Module, PreTrainedTokenizerBase] | None = None,
 ) -> list[str]:
-    """Answer each prompt independently; returns ``"> prompt\\nanswer"`` blocks to print."""
-    answers = generate(config, prompts, adapter=adapter, max_new_tokens=max_new_tokens)
+    """Answer each prompt independently; returns ``"> prompt\\nanswer"`` blocks to print.
+
+    ``loaded``: a ``(model, tokenizer)`` already in memory, used instead of loading another.
+    """
+    answers = generate(config, prompts, adapter=adapter, max_new_tokens=max_new_tokens,
+                       loaded=loaded)
     return [f"> {p}\n{a}" for p, a in zip(prompts, answers)]
 
 
@@ -205,6 +237,7 @@ def generate(
     prompts: Sequence[str],
     adapter: str | None = None,
     max_new_tokens: int = 64,
+    loaded: tuple[torch.nn.Module, PreTrainedTokenizerBase] | None = None,
 ) -> list[str]:
     """Answer each prompt as one user turn, greedily, through the chat template.
 
@@ -216,6 +249,9 @@ def generate(
             for the base model.
         max_new_tokens: the most tokens per answer; decoding stops earlier at the
             template's end-of-turn token.
+        loaded: a ``(model, tokenizer)`` already in memory (a notebook's tuned model):
+            used as it is, and ``adapter`` is ignored. On a 16 GB GPU a second 4-bit 7B
+            copy beside the first does not fit.
 
     Returns:
         One answer per prompt, in order.
@@ -225,7 +261,7 @@ def generate(
         >>> generate(load_config("tiny"), ["What is 7 + 8?"], adapter="data/adapters/tiny-sft")
         ['15']
     """
-    model, tokenizer = load_for_inference(config, adapter)
+    model, tokenizer = loaded or load_for_inference(config, adapter)
     conversations = [_with_system(config, [{"role": "user", "content": p}]) for p in prompts]
     return generate_responses(model, tokenizer, conversations, max_new_tokens=max_new_tokens)
 
@@ -242,13 +278,16 @@ def chat_loop(
     max_new_tokens: int = 64,
     input_fn: Callable[[str], str] = input,
     print_fn: Callable[[str], None] = print,
+    loaded: tuple[torch.nn.Module, PreTrainedTokenizerBase] | None = None,
 ) -> int:
     """An interactive chat that keeps the conversation history; an empty line or EOF ends it.
+
+    ``loaded``: a ``(model, tokenizer)`` already in memory, used instead of loading another.
 
     Returns:
         The exit status (0).
     """
-    model, tokenizer = load_for_inference(config, adapter)
+    model, tokenizer = loaded or load_for_inference(config, adapter)
     history: list[dict] = _with_system(config, [])
     print_fn("chat with the model; an empty line or Ctrl-D quits")
     while True:

@@ -71,7 +71,7 @@ GiB = 2**30
 
 #: Usable memory of common training GPUs, in GiB (what ``torch.cuda`` reports).
 GPUS: dict[str, float] = {
-    "t4": 15.0,  # 16 GB, Colab's free GPU; fp16 compute (no bf16)
+    "t4": 14.75,  # 16 GB, Colab's free GPU, as torch sees it there; fp16 compute (no bf16)
     "l4": 22.0,  # 24 GB
     "a100-40gb": 39.4,
     "a100-80gb": 79.2,

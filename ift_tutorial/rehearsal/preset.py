@@ -7,8 +7,11 @@ overrides, which win) and returns an ordinary config for the rest of the package
   loaded instead of ``model.name_or_path``, which stays the real hub id (plans and reports
   use it); ``rehearsal: true`` says so;
 * every hub data source is marked ``offline``: it reads its local fixture;
-* training steps, evaluation examples and answer lengths are capped (a random model never
-  stops), one CPU thread, fp32 on a GPU too.
+* training steps and evaluation examples are capped, and so are decoded answers
+  (``model.max_new_tokens_cap``: a random model never stops), one CPU thread, fp32 on a GPU
+  too. The lengths the config asks for stay the preset's own, so the ledger charges them;
+* ``model.ledger_gpu``: the real model's GPU memory is charged against a T4 as the rehearsal
+  runs (:mod:`ift_tutorial.planning.ledger`), and a flow that would not fit stops.
 
 The scores of a random model mean nothing; a rehearsal checks that the pipeline runs.
 
@@ -21,34 +24,31 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Protocol
+from typing import Any
 
 from .standins import LAYERS, WIDTH, hub_tokenizer, model_class_name, model_folder
 
 #: The environment variable that turns rehearsal on ("1", "true", "yes").
 ENV = "IFT_REHEARSAL"
 
+#: The GPU whose memory a rehearsal charges the real preset's against: the presets plan for
+#: a free Colab T4 (``--set model.ledger_gpu=l4`` checks another).
+TARGET_GPU = "t4"
+
 # What a rehearsal caps. An explicit override (--set training.max_steps=5) still wins.
 MAX_STEPS = 3  # training steps
 MAX_EVAL_EXAMPLES = 16  # per held-out set
-MAX_NEW_TOKENS = 8  # per generated answer
+MAX_NEW_TOKENS = 8  # decoded per answer (model.max_new_tokens_cap)
 
 # The defaults of the fields a rehearsal caps when the preset does not set them
 # (ift_tutorial.config's TrainingSettings; tests/rehearsal checks that they agree).
 DEFAULT_MAX_STEPS = 600
 DEFAULT_SAVE_STEPS = 200
-DEFAULT_MAX_NEW_TOKENS = 32
-DEFAULT_EVAL_MAX_NEW_TOKENS = 256
 
 #: Data settings that may hold hub sources (a mapping, or a list of them).
 SOURCE_KEYS = ("train", "eval_perplexity", "eval_ifeval", "eval_gsm8k")
 
 _ANNOUNCED: set[str] = set()
-
-
-class _Rehearsable(Protocol):
-    @property
-    def rehearsal(self) -> bool: ...
 
 
 def requested() -> bool:
@@ -88,18 +88,17 @@ def rehearse(raw: dict[str, Any]) -> dict[str, Any]:
     training.update(
         max_steps=steps, logging_steps=1,
         save_steps=min(int(training.get("save_steps", DEFAULT_SAVE_STEPS)), steps),
-        max_new_tokens=min(int(training.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)), MAX_NEW_TOKENS),
     )
     if not training.get("num_threads"):
         training["num_threads"] = 1  # matrices of width 64: more threads only wait for each other
     limit = data.get("max_eval_examples")
     data["max_eval_examples"] = MAX_EVAL_EXAMPLES if limit is None else min(int(limit), MAX_EVAL_EXAMPLES)
-    for key in ("eval_ifeval_max_new_tokens", "eval_gsm8k_max_new_tokens"):
-        data[key] = min(int(data.get(key, DEFAULT_EVAL_MAX_NEW_TOKENS)), MAX_NEW_TOKENS)
     for key in SOURCE_KEYS:
         if key in data:
             data[key] = _offline(data[key])
     model["load_from"] = str(model_folder(hub_id))  # local: no download, no hub token
+    model.setdefault("ledger_gpu", TARGET_GPU)  # the real model's bytes, charged as it runs
+    model.setdefault("max_new_tokens_cap", MAX_NEW_TOKENS)
     import torch
 
     if torch.cuda.is_available():  # on a CPU "auto" is fp32 already
@@ -115,11 +114,6 @@ def _offline(value: Any) -> Any:
     if isinstance(value, dict) and "hub" in value:
         return {**value, "offline": True}
     return value
-
-
-def cap_max_new_tokens(config: _Rehearsable, max_new_tokens: int) -> int:
-    """A command-line ``--max-new-tokens``, capped for a rehearsed config."""
-    return min(max_new_tokens, MAX_NEW_TOKENS) if config.rehearsal else max_new_tokens
 
 
 def announce(preset: str, hub_id: str) -> None:

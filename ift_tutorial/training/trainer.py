@@ -11,7 +11,9 @@ for a 7B preset on a GPU alike:
 5. evaluate again: the "after" numbers, all written to ``metrics.json``.
 
 Checkpoints are written every ``training.save_steps`` steps; running the same
-command again resumes from the newest complete one.
+command again resumes from the newest complete one. The settings that shape the weights
+are recorded in ``run_config.json``, and a resume with other values is refused
+(:mod:`ift_tutorial.training.run_config`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from transformers import set_seed
 
 from . import distributed, finished_runs
 from .checkpoints import CompleteMarkerCallback, resolve_resume
+from .guards import guards
+from .run_config import RecordInCheckpoints, fingerprint, start_record
 from ..config import ExperimentConfig
 from ..errors import UserFacingError
 from ..evaluation.runner import SUMMARY_KEYS, evaluate_model
@@ -42,6 +46,7 @@ from ..paths import display_path
 from ..book.plots import plot_loss
 from .progress import use_summary_line
 from .runlock import RunLock, die_with_launcher
+from .provenance import file_sha256, run_versions
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +99,9 @@ def sft_config(config: ExperimentConfig, output_dir: str | os.PathLike[str], pre
         save_total_limit=t.save_total_limit,
         logging_steps=t.logging_steps,
         logging_first_step=True,
+        # A nan or inf loss is logged as it is (the Trainer's filter would log 0.0 or the last
+        # mean): ift_tutorial.training.guards stops the run on it.
+        logging_nan_inf_filter=False,
         seed=t.seed,
         data_seed=t.seed,
         report_to="none",
@@ -188,7 +196,8 @@ def _write_predictions(out: Path, before: dict[str, Any], after: dict[str, Any])
                                  ("response", "follow_all_instructions",
                                   "follow_all_instructions_loose")),
         "gsm8k_answers.jsonl": ("gsm8k_results", ("lang", "question", "target"),
-                                ("response", "flexible", "flexible_correct", "strict_correct")),
+                                ("response", "flexible", "strict", "flexible_correct",
+                                 "strict_correct")),
     }
     for name, (key, shared, each) in files.items():
         b, a = before.get(key) or [], after.get(key) or []
@@ -242,9 +251,10 @@ def train(
     Args:
         config: the experiment (model, lora, data, training sections).
         output_dir: where checkpoints (``checkpoint-N/``), the adapter (``adapter/``),
-            ``log.json``, ``loss.png`` and ``metrics.json`` go.
-        resume: "auto" (newest complete checkpoint in ``output_dir``, if any), "never",
-            or a checkpoint folder.
+            ``log.json``, ``loss.png``, ``metrics.json`` and ``run_config.json`` go.
+        resume: "auto" (newest complete checkpoint in ``output_dir``, if any), "never"
+            (step 0, in the same folder: old checkpoints stay until rotated out), or a
+            checkpoint folder.
         evaluate: measure the config's held-out sets before and after tuning (exact
             match, IFEval, GSM8K, answer-token perplexity; :func:`evaluate_model`).
         fresh: empty ``output_dir`` first and train from step 0. A finished fresh run
@@ -256,6 +266,8 @@ def train(
         The metrics (also written to ``output_dir/metrics.json``).
 
     Raises:
+        RunConfigMismatch: the checkpoint to resume was trained with other weight-shaping
+            settings (:mod:`~ift_tutorial.training.run_config`); the message names them.
         RunFolderBusy: another live run holds ``output_dir`` (its PID is in the message).
             The lock (``output_dir/.lock``) is released when this call returns or fails,
             and by the kernel if the process dies.
@@ -328,6 +340,10 @@ def _train(
     lock.share_verdict()  # every rank hears rank 0's verdict before anything is written
 
     tokenizer = load_tokenizer(config.model)
+    # What shapes the weights, recorded in the folder; a resume with other values is refused
+    # here, before the model loads (run_config.json; ift_tutorial.training.run_config).
+    recorded = fingerprint(config, tokenizer.chat_template)
+    start_record(out, resume, recorded)
     model = load_model(config.model)  # 4-bit NF4; CPU repacking disabled (see loading.py)
     dataset, data_report = prepare_dataset(
         config.data.train, tokenizer, max_length=config.model.max_length,
@@ -349,7 +365,8 @@ def _train(
     choice = resolve_resume(out, resume)  # after the process group, so ranks agree (barriers)
     sync = distributed.RankSyncCallback()
     trainer = build_trainer(config, model, tokenizer, dataset, args, precision,
-                            callbacks=[CompleteMarkerCallback(), sync])
+                            callbacks=[RecordInCheckpoints(recorded), CompleteMarkerCallback(), sync,
+                                       *guards(config, model)])
     use_summary_line(trainer)  # nobody watching (book build, log file): one line, no bar
     step_at_start = 0
     if choice.checkpoint:
@@ -402,6 +419,9 @@ def _train(
         optim=precision.optim,
         num_threads=torch.get_num_threads(),
         distributed=sync.summary,
+        # The weights file that the "after" numbers were measured on, and what measured them.
+        adapter_sha256=file_sha256(out / "adapter" / "adapter_model.safetensors") if main else None,
+        versions=run_versions(),
     )
     if main:
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False),

@@ -28,7 +28,7 @@ import os, subprocess, sys
 from importlib.metadata import version
 REPO_URL = "{REPO_URL}"  # = repository.url in book/_config.yml
 PRESET = "tiny"  # @param ["tiny", "qwen2.5-7b", "llama-3.1-8b", "olmo-2-7b"]
-RUNS_ON_DRIVE = False  # @param {{type: "boolean"}}
+RUNS_ON_DRIVE = True  # @param {{type: "boolean"}}
 if "google.colab" in sys.modules and not os.path.isdir("ift-tutorial"):
     subprocess.run(["git", "clone", "--depth", "1", REPO_URL], check=True)
     # The tested Hugging Face stack and bitsandbytes; torch stays Colab's own CUDA build.

@@ -11,6 +11,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import CHAPTERS, cell_source, chapter_notebooks, code_sources, notebook_cells, read_notebook
 from packaging.requirements import Requirement
 
@@ -71,7 +72,7 @@ def test_setup_cell_form_lists_every_preset():
     source = _setup_source(CHAPTERS / "07_fine_tuning.ipynb")
     [options] = re.findall(r'^PRESET = "tiny"  # @param (\[.*\])$', source, flags=re.M)
     assert sorted(json.loads(options)) == sorted(available_presets())
-    assert re.search(r'^RUNS_ON_DRIVE = False  # @param \{type: "boolean"\}$', source, flags=re.M)
+    assert re.search(r'^RUNS_ON_DRIVE = True  # @param \{type: "boolean"\}$', source, flags=re.M)
     assert "setup_notebook(default=PRESET, runs_on_drive=RUNS_ON_DRIVE)" in source
 
 
@@ -123,14 +124,22 @@ def test_drive_is_mounted_and_runs_go_there(fake_colab, tmp_path, capsys, monkey
     assert "Google Drive: MyDrive/ift-tutorial/runs" in out and str(tmp_path) not in out
 
 
-def test_setup_notebook_offers_drive_only_when_asked(fake_colab, monkeypatch, tmp_path):
+def test_setup_notebook_keeps_7b_runs_on_drive_by_default(fake_colab, monkeypatch, tmp_path):
+    """Chapter 8 reads chapter 7's adapter: on Colab a 7B preset's runs go to Drive unless the
+    reader unticks RUNS_ON_DRIVE; the tiny preset's runs (minutes) stay on the machine."""
     monkeypatch.setattr(colab, "DRIVE_MOUNT", tmp_path / "drive")
     monkeypatch.setattr(colab.use_drive_for_runs, "__defaults__", (tmp_path / "drive",))
-    monkeypatch.delenv("IFT_PRESET", raising=False)
+    monkeypatch.setattr(colab, "check_torch", lambda *a: None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a Colab GPU runtime
+    monkeypatch.setattr(notebook, "describe_hardware", lambda: "a Colab GPU")
     monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    notebook.setup_notebook()
+    monkeypatch.delenv("IFT_PRESET", raising=False)
+    notebook.setup_notebook()  # tiny
     assert fake_colab == []
-    notebook.setup_notebook(runs_on_drive=True)
+    monkeypatch.setenv("IFT_PRESET", "qwen2.5-7b")
+    notebook.setup_notebook(runs_on_drive=False)
+    assert fake_colab == []
+    notebook.setup_notebook()
     assert fake_colab == [str(tmp_path / "drive")]
 
 

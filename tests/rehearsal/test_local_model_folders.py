@@ -45,20 +45,20 @@ def test_every_7b_preset_with_a_local_folder_needs_a_gpu_and_asserts_at_7b(tmp_p
 
 
 def test_ift_model_path_points_the_notebooks_preset_and_only_it_at_a_folder(tmp_path, monkeypatch):
-    from ift_tutorial import config as config_module
+    from ift_tutorial import paths as paths_module
 
     folder = _download(tmp_path / "Qwen2.5-7B", 15_200_000_000)
     monkeypatch.setenv("IFT_MODEL_PATH", str(folder))
     monkeypatch.delenv("IFT_PRESET", raising=False)
     assert load_config("qwen2.5-7b").model.name_or_path == "Qwen/Qwen2.5-7B"  # no preset named
-    monkeypatch.setattr(config_module, "_active_preset", None)
-    config_module.set_active_preset("qwen2.5-7b")  # what the setup cell does
+    monkeypatch.setattr(paths_module, "_active_preset", None)
+    paths_module.set_active_preset("qwen2.5-7b")  # what the setup cell does
     cfg = load_config("qwen2.5-7b")
     assert cfg.model.name_or_path == str(folder) and scale(cfg) == "7b" and needs_gpu(cfg)
     assert load_config("tiny").model.name_or_path == str(TINY_MODEL_DIR)
     assert load_config("olmo-2-7b").model.name_or_path.startswith("allenai/")
     # an explicit override still wins over the variable
     assert load_config("qwen2.5-7b", ["model.name_or_path=Qwen/Qwen2.5-7B"]).model.name_or_path == "Qwen/Qwen2.5-7B"
-    config_module.set_active_preset(None)
+    paths_module.set_active_preset(None)
     monkeypatch.setenv("IFT_PRESET", "olmo-2-7b")
     assert load_config("olmo-2-7b").model.name_or_path == str(folder)

@@ -56,7 +56,7 @@ def test_off_by_default_and_never_for_local_models(monkeypatch):
 def test_caps_and_explicit_overrides_win(rehearse, capsys):
     cfg = load_config("qwen2.5-7b")
     t = cfg.training
-    assert (t.max_steps, t.max_new_tokens, cfg.data.max_eval_examples) == (3, 8, 16)
+    assert (t.max_steps, cfg.model.max_new_tokens_cap, cfg.data.max_eval_examples) == (3, 8, 16)
     assert (t.logging_steps, t.save_steps, t.num_threads) == (1, 3, 1)
     # everything else is the preset's own
     own = yaml.safe_load((CONFIGS_DIR / "qwen2.5-7b.yaml").read_text(encoding="utf-8"))["training"]
@@ -204,7 +204,9 @@ def test_a_rehearsal_is_an_ordinary_config_made_at_the_edge(rehearse):
     sources = [cfg.data.train, cfg.data.eval_perplexity, cfg.data.eval_gsm8k, *cfg.data.eval_ifeval]
     hub = [s for s in sources if not isinstance(s, str)]
     assert hub and all(s.offline and s.fixture for s in hub)
-    assert cfg.data.eval_ifeval_max_new_tokens == cfg.data.eval_gsm8k_max_new_tokens == edge.MAX_NEW_TOKENS
+    # answers are decoded to the cap; the config keeps the lengths the ledger charges
+    assert cfg.model.max_new_tokens_cap == edge.MAX_NEW_TOKENS < cfg.data.eval_ifeval_max_new_tokens
+    assert cfg.model.ledger_gpu == edge.TARGET_GPU == "t4"
     assert cfg.marker() == {"rehearsal": True} and load_config("tiny").marker() == {}
     package = Path(edge.__file__).parents[1]
     asking = sorted(str(p.relative_to(package)) for p in package.rglob("*.py")

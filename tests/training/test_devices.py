@@ -32,6 +32,12 @@ class ElsewhereModel(nn.Module):
     def get_input_embeddings(self) -> nn.Module:
         return self.embed
 
+    def get_decoder(self) -> nn.Module:  # the body the chunked perplexity runs first
+        return self
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.head
+
     def _check(self, kwargs: dict) -> None:
         tensors = {k: v for k, v in kwargs.items() if isinstance(v, torch.Tensor)}
         assert tensors and all(v.device == META for v in tensors.values()), \
