@@ -213,3 +213,11 @@ def test_a_rehearsal_is_an_ordinary_config_made_at_the_edge(rehearse):
                     if "rehearsal" not in p.parts and p.name not in ("config.py", "cli.py")
                     and any(f"{q}IFT_REHEARSAL{q}" in p.read_text(encoding="utf-8") for q in "\"'"))
     assert asking == [], f"modules below the edge that ask for a rehearsal: {asking}"
+
+
+def test_the_edge_knows_the_config_defaults_it_caps():
+    """rehearse() works on the raw YAML, below the dataclasses: its copies of their defaults agree."""
+    from ift_tutorial.config import TrainingSettings
+
+    assert (edge.DEFAULT_MAX_STEPS, edge.DEFAULT_SAVE_STEPS) == (TrainingSettings().max_steps,
+                                                                  TrainingSettings().save_steps)
