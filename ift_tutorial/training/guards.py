@@ -51,12 +51,17 @@ class LedgerGuard(TrainerCallback):
 
     def __init__(self, config: ExperimentConfig, model: Any):
         self.config, self.model = config, model
+        self.step_bytes: int | None = None  # the same every step: planned once
+
+    def _step_bytes(self, tag: Any) -> int:
+        if self.step_bytes is None:
+            self.step_bytes = training_step_bytes(self.config, tag.ledger.gpu)
+        return self.step_bytes
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any):
         t = self.config.training
         charge(self.model, f"training step (batch {t.per_device_train_batch_size} x "
-               f"{self.config.model.max_length} tokens)",
-               lambda tag: training_step_bytes(self.config, tag.ledger.gpu))
+               f"{self.config.model.max_length} tokens)", self._step_bytes)
 
 
 def guards(config: ExperimentConfig, model: Any) -> list[TrainerCallback]:
