@@ -318,7 +318,7 @@ ZH: dict[str, str] = {
     "no 4-bit arithmetic: every multiply is\nin the 16-bit compute dtype; gradients\n"
     "flow through W to x, never into W":
         "没有 4 位运算：每次乘法都在\n16 位计算精度下进行；梯度\n经 W 传到 x，从不流入 W",
-    # --- diagrams.py: what each GPU keeps (chapter 10) --------------------------------
+    # --- diagrams.py: what each GPU keeps (chapter 12) --------------------------------
     "embeddings (16-bit)": "嵌入（16 位）",
     "head (16-bit)": "输出头（16 位）",
     "LoRA weights": "LoRA 权重",
@@ -381,7 +381,7 @@ ZH: dict[str, str] = {
         "Qwen2.5-7B QLoRA，序列长度 1024：各部分的峰值显存估计",
     # --- chapter 7: fine-tuning ----------------------------------------------------------------
     "Figure 7.1: training loss, {name} preset": "图 7.1：训练损失，{name} 预设",
-    # --- chapter 10: scaling out ---------------------------------------------------------------
+    # --- chapter 12: scaling out ---------------------------------------------------------------
     "LoRA + gradients": "LoRA 与梯度",
     "activations (own batch)": "激活值（各自的批）",
     "Qwen2.5-7B QLoRA, seq_len 1024, batch 2 per GPU": "Qwen2.5-7B QLoRA，seq_len 1024，每个 GPU 批大小 2",

@@ -354,7 +354,7 @@ def qlora_dataflow(compute_dtype: str = "bf16") -> Any:
     return fig
 
 
-# --- Chapter 10: what each multi-GPU strategy keeps on every GPU ----------------------
+# --- Chapter 12: what each multi-GPU strategy keeps on every GPU ----------------------
 
 #: The panels of :func:`ddp_vs_fsdp`: title, and the strategy of :data:`ift_tutorial.planning.sharding.SHARDING`.
 STRATEGY_PANELS: tuple[tuple[str, str], ...] = (
@@ -364,7 +364,7 @@ STRATEGY_PANELS: tuple[tuple[str, str], ...] = (
 
 
 def ddp_vs_fsdp(num_gpus: int = 4) -> Any:
-    """What each of ``num_gpus`` GPUs holds under DDP, ZeRO-1, -2, -3 and FSDP (chapter 10).
+    """What each of ``num_gpus`` GPUs holds under DDP, ZeRO-1, -2, -3 and FSDP (chapter 12).
 
     One panel per strategy, one column per GPU, one row per kind of state. Each box is that
     state's full size in a one-GPU run: filled whole, the GPU keeps all of it; filled in its

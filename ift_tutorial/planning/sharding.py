@@ -1,4 +1,4 @@
-"""What a multi-GPU strategy splits across the GPUs, for the memory planner (chapter 10).
+"""What a multi-GPU strategy splits across the GPUs, for the memory planner (chapter 12).
 
 Data parallelism gives every GPU its own examples, so activations and logits never
 shrink. What is split N ways depends on the strategy: nothing for DDP; the optimizer

@@ -1,4 +1,4 @@
-"""The reasoning template (configs/chat_templates/think.jinja) used by chapter 9."""
+"""The reasoning template (configs/chat_templates/think.jinja) used by chapter 11."""
 
 from __future__ import annotations
 
