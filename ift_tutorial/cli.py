@@ -12,17 +12,17 @@ import argparse
 import errno
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from .config import ConfigError, ExperimentConfig, load_config
 from .errors import UserFacingError
+from .inference.export_cli import add_export_parser
+from .training import dpo_cli, grpo_cli
 from .instructions.formats import FORMATS
 from .paths import display_path
 from .planning.sharding import STRATEGIES
-
-Handler = Callable[[argparse.Namespace], int]
 
 
 # --- checking values before any work ---------------------------------------------------
@@ -409,6 +409,10 @@ def build_parser() -> argparse.ArgumentParser:
                 _parser_check_data, _parser_pretrain, _parser_plan_memory, _parser_dry_run,
                 _parser_score_ifeval):
         add(sub)
+    add_export_parser(sub, _config, _add_config_args)  # inference/export_cli.py
+    for add in (grpo_cli.add_grpo_parser, dpo_cli.add_dpo_parser):  # training/*_cli.py
+        add(sub, config_of=_config, add_config_args=_add_config_args, output_folder=_output_folder,
+            check_resume=_check_resume, writing_to=_writing_to)
     return parser
 
 

@@ -35,95 +35,13 @@ import yaml
 from .errors import UserFacingError
 from .paths import CONFIGS_DIR, is_large_model, looks_like_local_path, model_path_override, resolve_path
 from .rehearsal.preset import rehearse
-from .instructions.sources import HubSource, parse_source, parse_sources
+from .instructions.sources import parse_source, parse_sources
+from .settings import (DataSettings, DPOSettings, GRPOSettings, LoraSettings, ModelSettings,
+                       TrainingSettings)
 
 
 class ConfigError(UserFacingError):
     """A config file or override is invalid; the message names the file and the key."""
-
-
-@dataclass
-class ModelSettings:
-    """Which base model to load and how."""
-
-    name_or_path: str = "data/tiny-llama"  # local folder or hub id
-    revision: str | None = None  # pin a hub revision for reproducibility
-    load_in_4bit: bool = True  # QLoRA: NF4 base weights through bitsandbytes
-    double_quant: bool = True  # quantise the absmax constants too (~0.37 bit/param saved)
-    quant_type: str = "nf4"  # "nf4" or "fp4"
-    compute_dtype: str = "auto"  # "auto" picks from the hardware; or bf16/fp16/fp32
-    max_length: int = 256  # tokens per example after the chat template
-    chat_template: str | None = None  # a .jinja file, for base tokenizers that have none
-    trust_remote_code: bool = False  # never run code from a hub repo unless asked
-    allow_pickle: bool = False  # refuse .bin/.pt weights unless asked (safetensors only)
-    gated: bool = False  # the hub repo needs an accepted licence and a token
-    notes: str = ""  # shown to the reader, e.g. how to get access to a gated model
-    # A local folder whose weights and tokenizer are loaded instead of name_or_path's, which
-    # stays the model's name (plans and reports use it); a rehearsal's stand-in goes here.
-    load_from: str | None = None
-    # A GPU (t4, l4, a100-40gb...) to charge this model's real memory against while it runs
-    # elsewhere (ift_tutorial.planning.ledger); a rehearsal sets t4, the presets' GPU.
-    ledger_gpu: str | None = None
-    # Decode at most this many new tokens per answer, whatever a caller asks: a rehearsal's
-    # random stand-in never stops (a ledger still charges the length that was asked for).
-    max_new_tokens_cap: int | None = None
-
-
-@dataclass
-class LoraSettings:
-    """LoRA adapter settings, mapped onto ``peft.LoraConfig``."""
-
-    r: int = 16  # rank of the update B @ A
-    alpha: int = 32  # scaling numerator: the update is scaled by alpha / r
-    dropout: float = 0.05  # dropout on the adapter's input
-    target_modules: str | list[str] = "all-linear"  # which Linear layers get adapters
-    use_rslora: bool = False  # scale by alpha / sqrt(r) instead (rank-stabilised LoRA)
-    bias: str = "none"
-
-
-@dataclass
-class DataSettings:
-    """Where the instruction data comes from and how it is prepared."""
-
-    # A data set is a file path, or a hub source mapping ({hub: ..., revision: ..., columns:
-    # ..., fixture: ...}, see ift_tutorial.instructions.sources): read from its fixture when offline.
-    train: str | HubSource = "data/tasks/train.jsonl"  # local file, hub id or hub source
-    train_split: str = "train"  # split name when ``train`` is a bare hub id
-    eval_exact_match: str | None = "data/tasks/heldout.jsonl"  # verifiable held-out set
-    eval_perplexity: str | HubSource | None = "data/instructions/heldout.jsonl"  # held-out chat data
-    eval_ifeval: str | HubSource | list[str | HubSource] | None = None  # IFEval-format prompt sets
-    eval_ifeval_examples: int | None = None  # prompts per IFEval set (seeded subset; None: all)
-    eval_ifeval_max_new_tokens: int = 256  # answer length for IFEval prompts
-    eval_gsm8k: str | HubSource | None = None  # GSM8K-format problems, answered zero-shot
-    eval_gsm8k_examples: int | None = None  # problems (seeded subset; None: all)
-    eval_gsm8k_max_new_tokens: int = 256  # room for the worked solution and '#### N'
-    eval_seed: int = 0  # seed of the evaluation subsets
-    max_eval_examples: int | None = None  # cap every held-out set (None: all)
-    deduplicate: bool = True  # drop exact duplicate conversations (counted, reported)
-    system_prompt: str | None = None  # added to conversations that have none
-
-
-@dataclass
-class TrainingSettings:
-    """Training loop settings, mapped onto ``trl.SFTConfig``."""
-
-    max_steps: int = 600
-    per_device_train_batch_size: int = 32
-    gradient_accumulation_steps: int = 1
-    learning_rate: float = 2e-3
-    lr_scheduler_type: str = "cosine"
-    warmup_ratio: float = 0.03
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    gradient_checkpointing: bool = True
-    optim: str = "auto"  # "auto": paged 8-bit AdamW on GPU, AdamW on CPU
-    save_steps: int = 200  # checkpoint every N steps (resume picks the last one)
-    save_total_limit: int = 2
-    logging_steps: int = 10
-    seed: int = 0
-    num_threads: int | None = None  # CPU threads for torch (None: leave as is)
-    max_new_tokens: int = 32  # generation length for exact-match evaluation
-    eval_batch_size: int = 32
 
 
 @dataclass
@@ -143,6 +61,8 @@ class ExperimentConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     data: DataSettings = field(default_factory=DataSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)
+    dpo: DPOSettings = field(default_factory=DPOSettings)  # preference tuning after SFT
+    grpo: GRPOSettings = field(default_factory=GRPOSettings)  # RL with a verifiable reward
     source: str | None = None  # the file this config was read from
     # Made by a rehearsal (IFT_REHEARSAL=1, ift_tutorial.rehearsal): model.load_from is a
     # shrunk random stand-in of model.name_or_path, and the outputs say so.
@@ -164,6 +84,8 @@ _SECTIONS = {
     "lora": LoraSettings,
     "data": DataSettings,
     "training": TrainingSettings,
+    "dpo": DPOSettings,
+    "grpo": GRPOSettings,
 }
 
 
@@ -171,6 +93,8 @@ _SECTIONS = {
 PATH_FIELDS: dict[str, tuple[str, ...]] = {
     "model": ("name_or_path", "chat_template", "load_from"),
     "data": ("train", "eval_exact_match", "eval_perplexity", "eval_ifeval", "eval_gsm8k"),
+    "dpo": ("train", "eval"),
+    "grpo": ("train", "eval"),
 }
 #: How deep ``base:`` chains may go (a cycle is reported before this).
 MAX_BASE_DEPTH = 8
@@ -256,6 +180,14 @@ _FIELD_RANGES: dict[type, dict[str, str]] = {
                        "warmup_ratio": "[0,1]", "weight_decay": ">=0", "max_grad_norm": ">=0",
                        "save_steps": ">=1", "save_total_limit": ">=1", "logging_steps": ">=1",
                        "num_threads": ">=1", "max_new_tokens": ">=1", "eval_batch_size": ">=1"},
+    DPOSettings: {"beta": ">0", "learning_rate": ">0", "max_steps": ">=1", "max_length": ">=1",
+                  "per_device_train_batch_size": ">=1", "gradient_accumulation_steps": ">=1",
+                  "warmup_ratio": "[0,1]", "logging_steps": ">=1", "save_steps": ">=1",
+                  "save_total_limit": ">=1", "max_eval_examples": ">=1"},
+    GRPOSettings: {"num_generations": ">=1", "max_completion_length": ">=1", "temperature": ">0",
+                   "beta": ">=0", "learning_rate": ">0", "max_steps": ">=1",
+                   "per_device_train_batch_size": ">=1", "logging_steps": ">=1",
+                   "save_steps": ">=1", "max_eval_examples": ">=1"},
 }
 
 
@@ -288,16 +220,21 @@ def config_from_dict(raw: dict[str, Any], where: str = "<dict>") -> ExperimentCo
         if not isinstance(section, dict):
             raise ConfigError(f"{where}: section '{name}' must be a mapping")
         setattr(cfg, name, _build(cls, section, f"{where}: section '{name}'"))
-    _parse_data_sources(cfg.data, where)
+    _parse_data_sources(cfg, where)
     return cfg
 
 
-def _parse_data_sources(data: DataSettings, where: str) -> None:
-    """Hub source mappings of the data section as :class:`HubSource` objects (validated)."""
+def _parse_data_sources(cfg: ExperimentConfig, where: str) -> None:
+    """Hub source mappings of the data, dpo and grpo sections as :class:`HubSource` objects."""
+    data = cfg.data
     try:
         for key in ("train", "eval_perplexity", "eval_gsm8k"):
             setattr(data, key, parse_source(getattr(data, key), f"data.{key}"))
         data.eval_ifeval = parse_sources(data.eval_ifeval, "data.eval_ifeval")
+        for name in ("dpo", "grpo"):
+            section = getattr(cfg, name)
+            for key in ("train", "eval"):
+                setattr(section, key, parse_source(getattr(section, key), f"{name}.{key}"))
     except UserFacingError as err:
         raise ConfigError(f"{where}: {err}") from None
 

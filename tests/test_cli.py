@@ -43,6 +43,10 @@ ADAPTER = DATA_DIR / "adapters" / "tiny-sft"
 #: A tiny training run: one step, no evaluation.
 TINY_RUN = ["--no-eval", "--set", "training.max_steps=1", "--set", "data.train={data}"]
 DISK_FULL = "the disk is full"
+#: A GRPO run from the shipped adapter into the test's folder.
+GRPO = ["grpo", "--adapter", str(ADAPTER), "--output-dir", "{tmp}/run"]
+#: A DPO run from the shipped adapter into the test's folder.
+DPO = ["dpo", "--adapter", str(ADAPTER), "--output-dir", "{tmp}/run"]
 
 
 class Case(NamedTuple):
@@ -86,6 +90,42 @@ def _cases() -> list[Case]:
         C("train", "disk full saving the adapter", ["train", "--output-dir", "{tmp}/run", *TINY_RUN],
           ["--output-dir {tmp}/run", DISK_FULL], "disk_full_adapter"),
         C("train", "disk full saving metrics.json", ["train", "--output-dir", "{tmp}/run", *TINY_RUN],
+          ["--output-dir {tmp}/run", DISK_FULL, "metrics.json"], "disk_full_metrics"),
+        # --- grpo ---------------------------------------------------------------------
+        C("grpo", "missing adapter", ["grpo", "--adapter", "{tmp}/nowhere", "--output-dir", "{tmp}/run"],
+          ["--adapter {tmp}/nowhere", "no such folder"]),
+        C("grpo", "adapter folder without adapter_config.json",
+          ["grpo", "--adapter", "{tmp}", "--output-dir", "{tmp}/run"], ["--adapter {tmp}", "no adapter_config.json"]),
+        C("grpo", "empty prompt", [*GRPO, "--set", "grpo.train={tmp}/empty_prompt.jsonl"],
+          ["empty_prompt.jsonl, line 2, field 'messages[0].content'", "the prompt is empty"]),
+        C("grpo", "empty reference answer", [*GRPO, "--set", "grpo.train={tmp}/empty_answer.jsonl"],
+          ["empty_answer.jsonl, line 1, field 'messages[1].content'", "reference answer is empty"]),
+        C("grpo", "bad message in the reward data", [*GRPO, "--set", "grpo.train={tmp}/bad.jsonl",
+                                                     "--set", "grpo.task=null"],
+          ["bad.jsonl, line 2, field 'messages[1]'", "role (system/user/assistant)"]),
+        C("grpo", "no prompt of the task", [*GRPO, "--set", "grpo.task=poetry"],
+          ["train.jsonl", "no row of task 'poetry'", "addition"]),
+        C("grpo", "missing prompt file", [*GRPO, "--set", "grpo.train={tmp}/gone.jsonl"],
+          ["gone.jsonl", "no such file"]),
+        C("grpo", "unknown reward", [*GRPO, "--set", "grpo.reward=bleu"],
+          ["grpo.reward", "'bleu' is not a verifiable reward", "exact_match"]),
+        C("grpo", "one answer per prompt", [*GRPO, "--set", "grpo.num_generations=1"],
+          ["grpo.num_generations must be at least 2"]),
+        C("grpo", "batch not whole groups", [*GRPO, "--set", "grpo.per_device_train_batch_size=12",
+                                             "--set", "grpo.num_generations=8"],
+          ["grpo.per_device_train_batch_size (12)", "multiple of grpo.num_generations (8)"]),
+        C("grpo", "wrong --resume", [*GRPO, "--resume", "sometimes"],
+          ["--resume sometimes", "expected auto, never or a checkpoint folder"]),
+        C("grpo", "--output-dir is a file", ["grpo", "--adapter", str(ADAPTER), "--output-dir", "{file}"],
+          ["--output-dir {file}", "a file, not a folder"]),
+        # --- dpo ----------------------------------------------------------------------
+        C("dpo", "missing adapter", ["dpo", "--adapter", "{tmp}/nowhere", "--output-dir", "{tmp}/run"],
+          ["--adapter {tmp}/nowhere", "no such folder"]),
+        C("dpo", "same chosen and rejected", [*DPO, "--set", "dpo.train={tmp}/same_pair.jsonl"],
+          ["same_pair.jsonl, line 1, field 'rejected'", "the same answer"]),
+        C("dpo", "empty prompt", [*DPO, "--set", "dpo.train={tmp}/empty_pair_prompt.jsonl"],
+          ["empty_pair_prompt.jsonl, line 1, field 'prompt'", "empty"]),
+        C("grpo", "disk full saving metrics.json", [*GRPO, "--no-eval", "--set", "grpo.max_steps=1"],
           ["--output-dir {tmp}/run", DISK_FULL, "metrics.json"], "disk_full_metrics"),
         # --- evaluate -----------------------------------------------------------------
         C("evaluate", "unknown --set key", ["evaluate", "--set", "model.bogus=1"], ["section 'model'", "bogus"]),
@@ -141,6 +181,15 @@ def _cases() -> list[Case]:
           ["section 'lora'", "rank"]),
         C("merge", "disk full saving the weights", ["merge", "--adapter", str(ADAPTER), "--output-dir", "{tmp}/m"],
           ["--output-dir {tmp}/m", DISK_FULL, "model.safetensors"], "disk_full_merge"),
+        # --- export -------------------------------------------------------------------
+        C("export", "unknown --quant", ["export", "--adapter", str(ADAPTER), "--output-dir", "{tmp}/e",
+                                        "--quant", "q3_x"], ["--quant", "unknown quantisation 'q3_x'"]),
+        C("export", "missing adapter folder", ["export", "--adapter", "{tmp}/nowhere", "--output-dir", "{tmp}/e"],
+          ["nowhere", "not a PEFT adapter folder"]),
+        C("export", "adapter of another hidden size", ["export", "--adapter", "{other}", "--output-dir", "{tmp}/e"],
+          ["other-arch", "made for another base model"]),
+        C("export", "--output-dir is a file", ["export", "--adapter", str(ADAPTER), "--output-dir", "{file}"],
+          ["--output-dir {file}", "a file, not a folder"]),
         # --- check-data ---------------------------------------------------------------
         C("check-data", "missing file", ["check-data", "{tmp}/gone.jsonl"], ["gone.jsonl", "file not found"]),
         C("check-data", "a folder for the file", ["check-data", "{tmp}"], ["not a file"]),
@@ -329,9 +378,18 @@ def test_a_bad_input_is_one_line_and_status_2(case, tmp_path, monkeypatch, capsy
     for suffix in (".jsonl", ".yaml"):
         (tmp_path / f"locked{suffix}").write_text("", encoding="utf-8")
     user, bot = {"role": "user", "content": "Hi"}, {"role": "bot", "content": "Hello"}
+    answer = {"role": "assistant", "content": "17"}
+    (tmp_path / "empty_prompt.jsonl").write_text("\n".join(json.dumps({"messages": m}) for m in (
+        [user, answer], [{"role": "user", "content": "  "}, answer])) + "\n", encoding="utf-8")
+    (tmp_path / "empty_answer.jsonl").write_text(json.dumps(
+        {"messages": [user, {"role": "assistant", "content": ""}]}) + "\n", encoding="utf-8")
     (tmp_path / "bad.jsonl").write_text(
         json.dumps({"messages": [user, {"role": "assistant", "content": "Hello"}]}) + "\n"
         + json.dumps({"messages": [user, bot]}) + "\n", encoding="utf-8")
+    pair = {"prompt": "What is 7 + 5?", "chosen": "12", "rejected": "12"}
+    (tmp_path / "same_pair.jsonl").write_text(json.dumps(pair) + "\n", encoding="utf-8")
+    (tmp_path / "empty_pair_prompt.jsonl").write_text(
+        json.dumps({**pair, "prompt": "", "rejected": "13"}) + "\n", encoding="utf-8")
     if "{data}" in " ".join(case.argv):
         names["data"] = str(small_train_file(tmp_path / "train.jsonl", 8))
     if case.command == "score-ifeval":

@@ -18,7 +18,7 @@ from ift_tutorial.config import ConfigError, available_presets, load_config
 from ift_tutorial.paths import PROJECT_ROOT
 
 SUBCOMMANDS = ["train", "evaluate", "generate", "chat", "merge", "check-data", "pretrain",
-               "plan-memory", "dry-run", "score-ifeval"]
+               "plan-memory", "dry-run", "score-ifeval", "export", "grpo", "dpo"]
 
 
 def _name(req: str) -> str:

@@ -1,6 +1,9 @@
 """Exact match: a greedy answer counts only if it equals the reference after whitespace
-normalisation (:func:`ift_tutorial.tinyworld.tasks.normalize_answer`); the model must also
-stop, so ``"Zandor Zandor"`` is wrong.
+normalisation (:func:`ift_tutorial.tinyworld.tasks.normalize_answer`) and the model ended
+its turn right there, with its stop token: ``"Zandor Zandor"`` is wrong, and so is a
+``"Zandor"`` cut off at the token limit. :func:`is_correct` is that verdict for one answer;
+:func:`reward` is the same verdict as a number, the reward of reinforcement learning on these
+tasks (:mod:`ift_tutorial.training.grpo`), so that what is rewarded is exactly what is scored.
 
 Also the completion probes of a base model (:func:`completion_accuracy`): the first word of a
 plain-text continuation, without the chat template, as in pretraining.
@@ -16,8 +19,38 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from ..inference.generation import generate_responses, greedy_continuations
+from ..inference.generation import answer_conversations, greedy_continuations
 from ..tinyworld.tasks import is_exact_match as _is_exact_match
+
+
+def is_correct(answer: str, reference: str, stopped: bool = True) -> bool:
+    """The exact-match verdict on one answer.
+
+    Args:
+        answer: the decoded answer; its stop token is not in the text (decoding removes
+            special tokens), so ``stopped`` says whether it was there.
+        reference: the expected answer.
+        stopped: the model ended its turn (EOS or end-of-turn token) rather than running
+            into the token limit.
+
+    Example:
+        >>> is_correct(" 17 ", "17"), is_correct("17", "17", stopped=False), is_correct("17 17", "17")
+        (True, False, False)
+    """
+    return stopped and _is_exact_match(answer, reference)
+
+
+def reward(answer: str, reference: str, stopped: bool) -> float:
+    """The reward of an answer in reinforcement learning: 1.0 when :func:`is_correct`, else 0.0.
+
+    The same verdict as the evaluation, nothing added: the exact answer and then the end of
+    the turn. A model cannot earn it by writing the answer and going on.
+
+    Example:
+        >>> reward("17", "17", stopped=True), reward("17", "17", stopped=False), reward("18", "17", True)
+        (1.0, 0.0, 0.0)
+    """
+    return float(is_correct(answer, reference, stopped))
 
 
 def exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:
@@ -40,16 +73,16 @@ def evaluate_exact_match(
 
     Returns:
         ``exact_match`` (overall), ``by_task`` (per ``task``/``lang`` field when present),
-        ``n`` and ``predictions`` (prompt, reference, prediction, correct).
+        ``n`` and ``predictions`` (prompt, reference, prediction, stopped, correct).
     """
     prompts = [ex["messages"][:-1] for ex in examples]
     references = [ex["messages"][-1]["content"] for ex in examples]
-    predictions = generate_responses(model, tokenizer, prompts, max_new_tokens, batch_size)
+    answers = answer_conversations(model, tokenizer, prompts, max_new_tokens, batch_size)
     rows, groups = [], defaultdict(list)
-    for ex, ref, pred in zip(examples, references, predictions):
-        ok = _is_exact_match(pred, ref)
+    for ex, ref, answer in zip(examples, references, answers):
+        ok = is_correct(answer.text, ref, answer.stopped)
         rows.append({"prompt": ex["messages"][-2]["content"], "reference": ref,
-                     "prediction": pred, "correct": ok,
+                     "prediction": answer.text, "stopped": answer.stopped, "correct": ok,
                      "task": ex.get("task"), "lang": ex.get("lang")})
         if ex.get("task"):
             groups[ex["task"]].append(ok)
@@ -57,7 +90,7 @@ def evaluate_exact_match(
         if ex.get("lang"):
             groups[f"lang:{ex['lang']}"].append(ok)
     return {
-        "exact_match": exact_match(predictions, references),
+        "exact_match": sum(r["correct"] for r in rows) / len(rows) if rows else float("nan"),
         "by_task": {k: sum(v) / len(v) for k, v in sorted(groups.items())},
         "n": len(examples),
         "predictions": rows,

@@ -89,6 +89,30 @@ def same_number(a: str | None, b: str | None) -> bool:
         return False
 
 
+def is_correct(response: str, target: str) -> bool:
+    """GSM8K's headline verdict on one answer: its last number (flexible) equals ``target``.
+
+    Example:
+        >>> is_correct("4 + 3 = 7, so 14 apples.", "14"), is_correct("#### 14\\nor 15", "14")
+        (True, False)
+    """
+    return same_number(extract_flexible(response), target)
+
+
+def reward(response: str, target: str, stopped: bool = True) -> float:
+    """The reward of an answer in reinforcement learning: 1.0 when :func:`is_correct`, else 0.0.
+
+    ``stopped`` (whether the model ended its turn) is accepted for the same signature as
+    :func:`ift_tutorial.evaluation.exact_match.reward` and not used: GSM8K is scored on the
+    last number of the answer whatever ends it, and the reward is the score, nothing added.
+
+    Example:
+        >>> reward("so she pays $1,250.", "1250"), reward("about 12", "1250")
+        (1.0, 0.0)
+    """
+    return float(is_correct(response, target))
+
+
 @dataclass(frozen=True)
 class GSM8KProblem:
     """One problem: the question, the worked solution and its final number."""
@@ -169,7 +193,7 @@ def score_gsm8k(problems: Sequence[GSM8KProblem], responses: Sequence[str]) -> d
         flexible, strict = extract_flexible(response), extract_strict(response)
         results.append({"index": i, "lang": p.lang, "target": p.target,
                         "flexible": flexible, "strict": strict,
-                        "flexible_correct": same_number(flexible, p.target),
+                        "flexible_correct": is_correct(response, p.target),
                         "strict_correct": same_number(strict, p.target)})
 
     def accuracies(rs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -48,22 +49,25 @@ def load_for_inference(
     tokenizer = load_tokenizer(config.model)
     model = load_model(config.model)
     if path is not None:
-        base, model = model, _apply_adapter(model, path, config)
+        base, model = model, apply_adapter(model, path, config)
         add_adapter(model, base)  # a GPU-memory ledger, if any, counts the adapter too
     model.eval()
     return model, tokenizer
 
 
-def _apply_adapter(model: torch.nn.Module, path: Path, config: ExperimentConfig) -> torch.nn.Module:
+def apply_adapter(model: torch.nn.Module, path: Path, config: ExperimentConfig,
+                  trainable: bool = False) -> torch.nn.Module:
     """PEFT's ``PeftModel.from_pretrained``, with an adapter made for another base model (other
-    layer names or shapes) reported as one line that names the folder and the base."""
+    layer names or shapes) reported as one line that names the folder and the base.
+
+    ``trainable``: its LoRA weights get gradients (a run that goes on training it)."""
     from peft import PeftModel
 
     from ..errors import UserFacingError
     from ..paths import display_path
 
     try:
-        return PeftModel.from_pretrained(model, str(path), is_trainable=False)
+        return PeftModel.from_pretrained(model, str(path), is_trainable=trainable)
     except (ValueError, RuntimeError) as err:
         # PEFT: ValueError for target modules the base lacks or a bad adapter_config.json;
         # torch: RuntimeError "size mismatch" for weights of another shape. Nothing else.
@@ -135,7 +139,19 @@ def stop_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
     return ids
 
 
-@torch.no_grad()
+@dataclass(frozen=True)
+class Answer:
+    """A decoded answer, and whether the model ended it itself.
+
+    The stop token (EOS, the template's end of turn) is not part of ``text``: decoding
+    removes special tokens. ``stopped`` keeps what it said, so that a scorer can tell
+    ``"17"`` followed by end-of-turn from ``"17"`` cut off at ``max_new_tokens``.
+    """
+
+    text: str  # the new text, special tokens removed
+    stopped: bool  # a stop token ended it (not the token limit)
+
+
 def greedy_continuations(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
@@ -146,12 +162,31 @@ def greedy_continuations(
 ) -> list[str]:
     """Greedy continuations of fully formatted texts (special tokens already written).
 
+    Returns:
+        The new text of each prompt, special tokens removed (not stripped).
+    """
+    answers = greedy_answers(model, tokenizer, texts, max_new_tokens, batch_size, eos_token_id)
+    return [a.text for a in answers]
+
+
+@torch.no_grad()
+def greedy_answers(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    max_new_tokens: int,
+    batch_size: int,
+    eos_token_id: int | list[int],
+) -> list[Answer]:
+    """Greedy continuations of fully formatted texts, each with whether a stop token ended it.
+
     Texts are padded on the *left*, so that in a batch every prompt ends at the same
     position and new tokens line up.
 
     Returns:
-        The new text of each prompt, special tokens removed (not stripped).
+        One :class:`Answer` per text (special tokens removed, not stripped).
     """
+    stops = torch.tensor([eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id))
     was_training = model.training
     model.eval()
     # An eval pass must not switch bitsandbytes to its CPU inference layout, whose
@@ -159,7 +194,7 @@ def greedy_continuations(
     disable_cpu_weight_repacking(model)
     padding_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
-    outputs: list[str] = []
+    outputs: list[Answer] = []
     try:
         for start in range(0, len(texts), batch_size):
             # The texts already hold BOS; add_special_tokens=False avoids a second one.
@@ -177,8 +212,11 @@ def greedy_continuations(
                 eos_token_id=eos_token_id,
                 pad_token_id=tokenizer.pad_token_id,
             )  # (B, prompt_len + new_len)
-            new_tokens = out[:, enc["input_ids"].shape[1]:]
-            outputs += tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+            new_tokens = out[:, enc["input_ids"].shape[1]:]  # (B, new_len)
+            # A row that ended early is padded after its stop token; a row cut at the limit has none.
+            stopped = torch.isin(new_tokens, stops.to(new_tokens.device)).any(dim=1)  # (B,)
+            decoded = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+            outputs += [Answer(t, bool(s)) for t, s in zip(decoded, stopped.tolist())]
     finally:
         tokenizer.padding_side = padding_side
         model.train(was_training)
@@ -206,11 +244,27 @@ def generate_responses(
     Returns:
         One answer string per conversation, special tokens removed, ends stripped.
     """
+    answers = answer_conversations(model, tokenizer, conversations, max_new_tokens, batch_size)
+    return [a.text for a in answers]
+
+
+def answer_conversations(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    conversations: Sequence[Conversation],
+    max_new_tokens: int = 32,
+    batch_size: int = 32,
+) -> list[Answer]:
+    """:func:`generate_responses`, each answer with whether the model ended its turn itself.
+
+    Returns:
+        One :class:`Answer` per conversation, its text stripped at both ends.
+    """
     prompts = [tokenizer.apply_chat_template(list(c), tokenize=False, add_generation_prompt=True)
                for c in conversations]
-    answers = greedy_continuations(model, tokenizer, prompts, max_new_tokens, batch_size,
-                                   stop_token_ids(tokenizer))
-    return [a.strip() for a in answers]
+    answers = greedy_answers(model, tokenizer, prompts, max_new_tokens, batch_size,
+                             stop_token_ids(tokenizer))
+    return [Answer(a.text.strip(), a.stopped) for a in answers]
 
 
 # --- answering prompts, and chatting ---------------------------------------------------

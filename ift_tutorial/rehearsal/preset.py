@@ -47,6 +47,9 @@ DEFAULT_SAVE_STEPS = 200
 
 #: Data settings that may hold hub sources (a mapping, or a list of them).
 SOURCE_KEYS = ("train", "eval_perplexity", "eval_ifeval", "eval_gsm8k")
+#: The sections after SFT (preference tuning, RL): their sources read fixtures, their steps
+#: are capped like training's. Defaults of their max_steps as in ift_tutorial.settings.
+POST_SFT_SECTIONS = {"dpo": 60, "grpo": 40}
 
 _ANNOUNCED: set[str] = set()
 
@@ -96,6 +99,8 @@ def rehearse(raw: dict[str, Any]) -> dict[str, Any]:
     for key in SOURCE_KEYS:
         if key in data:
             data[key] = _offline(data[key])
+    post_sft = {name: _capped(dict(raw.get(name) or {}), default)
+                for name, default in POST_SFT_SECTIONS.items()}
     model["load_from"] = str(model_folder(hub_id))  # local: no download, no hub token
     model.setdefault("ledger_gpu", TARGET_GPU)  # the real model's bytes, charged as it runs
     model.setdefault("max_new_tokens_cap", MAX_NEW_TOKENS)
@@ -104,7 +109,22 @@ def rehearse(raw: dict[str, Any]) -> dict[str, Any]:
     if torch.cuda.is_available():  # on a CPU "auto" is fp32 already
         model["compute_dtype"] = "fp32"
     announce(raw.get("name") or hub_id, hub_id)
-    return {**raw, "rehearsal": True, "model": model, "training": training, "data": data}
+    return {**raw, "rehearsal": True, "model": model, "training": training, "data": data,
+            **post_sft}
+
+
+def _capped(section: dict[str, Any], default_steps: int) -> dict[str, Any]:
+    """A ``dpo:``/``grpo:`` section with its steps capped and its hub sources offline."""
+    steps = min(int(section.get("max_steps", default_steps)), MAX_STEPS)
+    section.update(max_steps=steps, logging_steps=1,
+                   save_steps=min(int(section.get("save_steps", default_steps)), steps))
+    for key in ("train", "eval"):
+        if key in section:
+            section[key] = _offline(section[key])
+    limit = section.get("max_eval_examples")
+    section["max_eval_examples"] = MAX_EVAL_EXAMPLES if limit is None else min(
+        int(limit), MAX_EVAL_EXAMPLES)
+    return section
 
 
 def _offline(value: Any) -> Any:

@@ -11,6 +11,7 @@ The loop is deliberately plain (no ``Trainer``): pack documents into rows of
 from __future__ import annotations
 
 import argparse
+import functools
 import inspect
 import json
 import math
@@ -29,6 +30,7 @@ from ..config import ConfigError, apply_overrides, find_config
 from .corpus import World, make_corpus, make_world
 from ..paths import TINY_MODEL_DIR, display_path, resolve_path
 from ..training.progress import live_progress
+from .preferences import build_preference_files, world_names
 from .tasks import build_task_files
 from .tokenizer import save_tokenizer, train_tokenizer
 
@@ -120,6 +122,12 @@ def _check_value(key: str, value: Any, kind: type, least: int | None, where: str
 def world_from_config(cfg: dict[str, Any]) -> World:
     """The made-up world a pretraining config describes."""
     return make_world(seed=cfg.get("seed", 0), **cfg["world"])
+
+
+@functools.cache
+def tiny_world_names(config: str = "pretrain-tiny") -> frozenset[str]:
+    """The made-up words of the tiny preset's world (:func:`~.preferences.world_names`)."""
+    return world_names(world_from_config(load_pretrain_config(config)))
 
 
 def build_model(model_cfg: dict[str, Any], tokenizer: PreTrainedTokenizerFast, seed: int) -> LlamaForCausalLM:
@@ -264,6 +272,11 @@ def pretrain_cli(args: argparse.Namespace) -> int:
                                  n_heldout=int(cfg.get("tasks_heldout_per_kind", 30)),
                                  seed=int(cfg.get("seed", 0)))
         summary["tasks"] = {name: display_path(p) for name, p in paths.items()}
+        # Preference pairs about the same facts, beside the tasks (chapter 9).
+        paths = build_preference_files(world_from_config(cfg), Path(tasks_dir).parent / "preferences",
+                                       n_heldout=int(cfg.get("tasks_heldout_per_kind", 30)),
+                                       seed=int(cfg.get("seed", 0)))
+        summary["preferences"] = {name: display_path(p) for name, p in paths.items()}
     summary["output_dir"] = display_path(summary["output_dir"])
     print(json.dumps(summary, indent=2))
     return 0

@@ -7,8 +7,10 @@ copy of a finished small run (the tiny preset, a rehearsal; never a 7B run) unde
 result: the whole config, whether it was evaluated, and the package's own source code.
 
 With ``IFT_REUSE_RUNS=1`` in the environment, a fresh run whose key is already there is
-copied from that folder instead of being trained again; it prints what the run printed
-when it was trained, and one line that says it was copied. Without the variable nothing
+copied from that folder instead of being trained again; it prints the same summary lines
+as a run trained now (:func:`ift_tutorial.training.progress.run_lines`, written from the
+stored metrics), and nothing about being copied: a page never shows how the book was
+built. Without the variable nothing
 is ever reused: the tests always train. ``make book`` sets it for both editions, so the
 pages show a run of the same config and code trained earlier (by ``make test``'s
 notebook run, or by the English build for the Chinese one), or train it themselves.
@@ -16,26 +18,22 @@ notebook run, or by the English build for the Chinese one), or train it themselv
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import os
 import shutil
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from ..config import ExperimentConfig
 from ..errors import UserFacingError
-from ..formatting import seconds
 from ..paths import PACKAGE_DIR, is_large_model, runs_dir
+from .progress import run_lines
 
 REUSE_ENV = "IFT_REUSE_RUNS"
 LOCK_NAME = ".lock"  # the run lock (ift_tutorial.training.runlock) stays where it is
-TRANSCRIPT = "transcript.txt"  # what the run printed, shown again when it is reused
 
 
 def reuse_enabled() -> bool:
@@ -63,8 +61,9 @@ def package_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def run_key(config: ExperimentConfig, evaluate: bool) -> str:
-    """What decides a fresh run's result, hashed (the config, evaluation, the code).
+def run_key(config: ExperimentConfig, evaluate: bool, extra: dict[str, Any] | None = None) -> str:
+    """What decides a fresh run's result, hashed (the config, evaluation, the code, and
+    ``extra``: what else a step after SFT starts from, such as its adapter's digest).
 
     Example:
         >>> from ift_tutorial.config import load_config
@@ -75,6 +74,8 @@ def run_key(config: ExperimentConfig, evaluate: bool) -> str:
         False
     """
     recipe = {"config": config.to_dict(), "evaluate": evaluate, "code": package_fingerprint()}
+    if extra:
+        recipe["extra"] = extra
     blob = json.dumps(recipe, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -106,37 +107,15 @@ def _copy_contents(src: Path, dst: Path) -> None:
             shutil.copy2(child, dst / child.name)
 
 
-class _Tee(io.TextIOBase):
-    """Writes to a stream and keeps a copy."""
-
-    def __init__(self, stream):
-        self.stream, self.copy = stream, io.StringIO()
-
-    def write(self, text: str) -> int:
-        self.copy.write(text)
-        return self.stream.write(text)
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-
-@contextlib.contextmanager
-def recording(run_dir: Path) -> Iterator[None]:
-    """Print as usual, and save what was printed as the run's transcript."""
-    tee = _Tee(sys.stdout)
-    with contextlib.redirect_stdout(tee):
-        yield
-    (run_dir / TRANSCRIPT).write_text(tee.copy.getvalue(), encoding="utf-8")
-
-
 def worth_keeping(config: ExperimentConfig) -> bool:
     """Only small runs are kept: a 7B run's checkpoints would double its disk (or Drive) use."""
     return not is_large_model(config.model.name_or_path)
 
 
-def keep_finished(config: ExperimentConfig, evaluate: bool, run_dir: Path) -> Path:
+def keep_finished(config: ExperimentConfig, evaluate: bool, run_dir: Path,
+                  extra: dict[str, Any] | None = None) -> Path:
     """Copy a finished fresh run into the store (replacing an older copy of the same key)."""
-    target = store_dir() / run_key(config, evaluate)
+    target = store_dir() / run_key(config, evaluate, extra)
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     _copy_contents(run_dir, partial)
@@ -145,22 +124,40 @@ def keep_finished(config: ExperimentConfig, evaluate: bool, run_dir: Path) -> Pa
     return target
 
 
-def reuse_finished(config: ExperimentConfig, evaluate: bool, run_dir: Path) -> dict[str, Any] | None:
+def reuse_finished(config: ExperimentConfig, evaluate: bool, run_dir: Path,
+                   extra: dict[str, Any] | None = None,
+                   lines: Callable[[dict[str, Any]], list[str]] = run_lines) -> dict[str, Any] | None:
     """With ``IFT_REUSE_RUNS=1``: fill ``run_dir`` from the finished run of the same key.
 
-    Returns its metrics, or None (nothing reused: the caller trains).
+    Returns its metrics, or None (nothing reused: the caller trains). ``lines`` writes the
+    summary lines the run printed from its metrics (DPO's differ from SFT's).
     """
     if not reuse_enabled():
         return None
-    source = store_dir() / run_key(config, evaluate)
+    source = store_dir() / run_key(config, evaluate, extra)
     if not (source / "metrics.json").is_file():
         return None
     empty_folder(run_dir)
     _copy_contents(source, run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    transcript = run_dir / TRANSCRIPT
-    if transcript.is_file():  # the same lines as when it was trained
-        print(transcript.read_text(encoding="utf-8"), end="", flush=True)
-    print(f"(an identical earlier run, trained in {seconds(metrics.get('train_seconds') or 0)}, "
-          f"copied instead of training again: {REUSE_ENV}=1)", flush=True)
+    print("\n".join(lines(metrics)), flush=True)  # what the run printed when trained
+    return metrics
+
+
+def run_fresh(config: ExperimentConfig, evaluate: bool, run_dir: Path,
+              body: Callable[[], dict[str, Any]], extra: dict[str, Any] | None = None,
+              lines: Callable[[dict[str, Any]], list[str]] = run_lines) -> dict[str, Any]:
+    """A fresh run: copied from an identical finished one (``IFT_REUSE_RUNS=1``), or ``body()``
+    run in the emptied ``run_dir`` (its lock held by the caller), then kept.
+
+    ``extra`` goes into the key (:func:`run_key`): what the run starts from besides its
+    config; ``lines`` as in :func:`reuse_finished`.
+    """
+    reused = reuse_finished(config, evaluate, run_dir, extra, lines)
+    if reused is not None:
+        return reused
+    empty_folder(run_dir)
+    metrics = body()
+    if worth_keeping(config):
+        keep_finished(config, evaluate, run_dir, extra)
     return metrics

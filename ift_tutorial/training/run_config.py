@@ -56,6 +56,7 @@ MAY_CHANGE = (
     "training.max_new_tokens", "training.eval_batch_size",  # evaluation
     "data.eval_*", "data.max_eval_examples",
     "data.train.licence",
+    "dpo", "grpo",  # the steps after SFT: their runs record their own settings
 )
 #: Keys whose values are local paths: files of the project are recorded relative to it
 #: (``data/tasks/train.jsonl``), so a checkout moved elsewhere still matches.

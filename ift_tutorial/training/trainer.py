@@ -38,13 +38,12 @@ from .run_config import RecordInCheckpoints, fingerprint, start_record
 from ..config import ExperimentConfig
 from ..errors import UserFacingError
 from ..evaluation.runner import SUMMARY_KEYS, evaluate_model
-from ..formatting import number, percent
 from ..inference.generation import save_generation_config
 from ..planning.hardware import Precision, detect_precision, trainable_dtype
 from ..loading import load_model, load_tokenizer
 from ..paths import display_path
 from ..book.plots import plot_loss
-from .progress import use_summary_line
+from .progress import data_line, evaluation_line, replace_progress, training_line
 from .runlock import RunLock, die_with_launcher
 from .provenance import file_sha256, run_versions
 
@@ -161,24 +160,12 @@ def peak_rss_mb() -> float:
     return rss / 2**20 if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
 
 
+#: The number of items of each evaluation set, in a report and in metrics.json.
+COUNT_KEYS = ("n_exact_match", "n_ifeval", "n_gsm8k", "n_perplexity")
+
+
 def _eval_summary(report: dict[str, Any], when: str) -> dict[str, Any]:
     return {f"{key}_{when}": report.get(key) for key in SUMMARY_KEYS}
-
-
-def _eval_line(report: dict[str, Any], when: str) -> str:
-    """``before tuning: exact match 0 % (180 questions), IFEval 5 % prompt-level strict
-    (40 prompts), GSM8K 0 % flexible (30 problems), answer-token perplexity 41.3``."""
-    parts = []
-    for label, key, n_key, unit in (
-            ("exact match", "exact_match", "n_exact_match", "questions"),
-            ("IFEval", "ifeval_prompt_level_strict_acc", "n_ifeval", "prompts"),
-            ("GSM8K", "gsm8k_flexible_acc", "n_gsm8k", "problems")):
-        if report.get(key) is not None:
-            kind = {"IFEval": " prompt-level strict", "GSM8K": " flexible"}.get(label, "")
-            parts.append(f"{label} {percent(report[key])}{kind} ({report.get(n_key)} {unit})")
-    if report.get("answer_perplexity") is not None:
-        parts.append(f"answer-token perplexity {number(report['answer_perplexity'])}")
-    return f"{when} tuning: " + (", ".join(parts) or "nothing measured")
 
 
 def _write_predictions(out: Path, before: dict[str, Any], after: dict[str, Any]) -> None:
@@ -301,8 +288,7 @@ def _train_fresh(config: ExperimentConfig, out: Path, evaluate: bool, lock: RunL
     if reused is not None:
         return reused
     finished_runs.empty_folder(out)
-    with finished_runs.recording(out):
-        metrics = _train(config, out, "never", evaluate, lock)
+    metrics = _train(config, out, "never", evaluate, lock)
     if finished_runs.worth_keeping(config):
         finished_runs.keep_finished(config, evaluate, out)
     return metrics
@@ -350,24 +336,26 @@ def _train(
         deduplicate=config.data.deduplicate, split=config.data.train_split,
         system_prompt=config.data.system_prompt, strict=False,
     )
-    print(data_report, flush=True)
-
-    metrics: dict[str, Any] = {"config": config.name, **config.marker()}
+    # One line per phase, written from the metrics: a copied run prints the same lines.
+    metrics: dict[str, Any] = {"config": config.name, **config.marker(),
+                               "train_read": data_report.n_read, "train_examples": len(dataset),
+                               "data_filtered": data_report.filtered,
+                               "max_length": config.model.max_length}
+    print(data_line(metrics), flush=True)
     before: dict[str, Any] = {}
     if evaluate:
         # The base model, exactly as training will start from it.
         before = evaluate_model(model, tokenizer, config)
-        metrics.update(_eval_summary(before, "before"))
-        for note in before.get("skipped", []):
-            print(f"evaluation skipped: {note}", flush=True)
-        print(_eval_line(before, "before"), flush=True)
+        metrics.update(_eval_summary(before, "before"), skipped=before.get("skipped", []),
+                       **{n: before.get(n) for n in COUNT_KEYS})
+        print(evaluation_line(metrics, "before"), flush=True)
 
     choice = resolve_resume(out, resume)  # after the process group, so ranks agree (barriers)
     sync = distributed.RankSyncCallback()
     trainer = build_trainer(config, model, tokenizer, dataset, args, precision,
                             callbacks=[RecordInCheckpoints(recorded), CompleteMarkerCallback(), sync,
                                        *guards(config, model)])
-    use_summary_line(trainer)  # nobody watching (book build, log file): one line, no bar
+    replace_progress(trainer, summary=False)  # no Trainer bar or loss table; live: one bar
     step_at_start = 0
     if choice.checkpoint:
         state = json.loads((Path(choice.checkpoint) / "trainer_state.json").read_text())
@@ -376,10 +364,18 @@ def _train(
     train_start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=choice.checkpoint)
     train_seconds = time.perf_counter() - train_start
+    losses = [e["loss"] for e in trainer.state.log_history
+              if "loss" in e and e.get("step", 0) > step_at_start]  # this call's steps
+    metrics.update(steps=trainer.state.global_step, max_steps=trainer.state.max_steps,
+                   resumed_from_step=step_at_start, train_seconds=round(train_seconds, 1),
+                   first_loss=losses[0] if losses else None,
+                   final_loss=next((e["loss"] for e in reversed(trainer.state.log_history)
+                                    if "loss" in e), None))
 
     model = trainer.model
     main = distributed.is_main_process()
     if main:
+        print(training_line(metrics), flush=True)
         adapter_dir = out / "adapter"
         model.save_pretrained(adapter_dir, safe_serialization=True)
         tokenizer.save_pretrained(adapter_dir)
@@ -393,22 +389,18 @@ def _train(
     after: dict[str, Any] = {}
     if evaluate:
         after = evaluate_model(model, tokenizer, config)
-        metrics.update(_eval_summary(after, "after"))
-        print(_eval_line(after, "after"), flush=True)
+        metrics.update(_eval_summary(after, "after"),
+                       **{n: after.get(n) or before.get(n) for n in COUNT_KEYS})
+        print(evaluation_line(metrics, "after"), flush=True)
     metrics.update(
-        train_seconds=round(train_seconds, 1),
         total_seconds=round(time.perf_counter() - start, 1),
-        steps=trainer.state.global_step,
-        resumed_from_step=step_at_start,
         train_loss=result.training_loss,
-        final_loss=next((e["loss"] for e in reversed(trainer.state.log_history) if "loss" in e), None),
         **parameter_counts(model),
         train_examples=len(dataset),
         data_filtered=data_report.filtered,
         data_sources={"train": data_report.notes or [f"read {display_path(data_report.path)}"],
                       **(after.get("data_sources") or before.get("data_sources") or {})},
-        **{n: after.get(n) or before.get(n)
-           for n in ("n_exact_match", "n_ifeval", "n_gsm8k", "n_perplexity")},
+        **{n: after.get(n) or before.get(n) for n in COUNT_KEYS},
         decoding=after.get("decoding") or before.get("decoding"),
         skipped=sorted(set(before.get("skipped", []) + after.get("skipped", []))),
         peak_rss_mb=round(peak_rss_mb(), 1),

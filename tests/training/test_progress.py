@@ -13,8 +13,11 @@ from transformers.utils import logging as hf_logging
 
 from ift_tutorial.training import progress
 from ift_tutorial.errors import UserFacingError
-from ift_tutorial.training.progress import (QUIET_ENV, SummaryLine, live_progress, quiet_library_progress,
-                                   summary_line, use_summary_line)
+from transformers.utils.notebook import NotebookProgressCallback
+
+from ift_tutorial.training.progress import (QUIET_ENV, LiveBar, SummaryLine, live_progress,
+                                           quiet_library_progress, replace_progress, run_lines,
+                                           summary_line, use_summary_line)
 
 
 class _Tty(io.StringIO):
@@ -78,9 +81,29 @@ def test_quiet_mode_turns_library_bars_off_and_map_prints_nothing(monkeypatch, c
 
 def test_summary_line_reads_like_a_sentence():
     assert summary_line(0, 400, 400, 114.2, 3.412, 0.1234) == (
-        "trained steps 1-400 of 400 in 1 min 54 s, loss 3.41 -> 0.123")
-    assert summary_line(400, 420, 420, 6.14, None, None) == "trained steps 401-420 of 420 in 6.1 s"
-    assert summary_line(420, 420, 420, 0.2, None, None).startswith("trained no steps of 420")
+        "training: 400 steps in 1 min 54 s, loss 3.41 → 0.123")
+    assert summary_line(400, 420, 420, 6.14, None, None) == "training: steps 401–420 of 420 in 6.1 s"
+    assert summary_line(420, 420, 420, 0.2, None, None).startswith(
+        "training: no steps (already at step 420 of 420)")
+
+
+def test_run_lines_say_each_phase_once_from_the_metrics():
+    metrics = {"train_read": 4900, "train_examples": 4870, "data_filtered": {"too_long": 30},
+               "max_length": 512, "exact_match_before": 0.0, "n_exact_match": 180,
+               "answer_perplexity_before": 1_032_065.9, "skipped": ["gsm8k: data.eval_gsm8k is null"],
+               "steps": 400, "max_steps": 400, "resumed_from_step": 0, "train_seconds": 148.2,
+               "first_loss": 2.3104, "final_loss": 0.4211,
+               "exact_match_after": 0.7389, "answer_perplexity_after": 1.6016}
+    assert run_lines(metrics) == [
+        "data: 4,900 conversations read, 4,870 kept (30 longer than 512 tokens)",
+        "before tuning: exact match 0 % (180 questions), answer-token perplexity 1.0 M; "
+        "not measured: gsm8k",
+        "training: 400 steps in 2 min 28 s, loss 2.31 → 0.421",
+        "after tuning: exact match 74 % (180 questions), answer-token perplexity 1.60",
+    ]
+    no_eval = {k: metrics[k] for k in ("train_examples", "steps", "train_seconds")}
+    assert run_lines(no_eval) == ["data: 4,870 conversations read, 4,870 kept",
+                                  "training: 400 steps in 2 min 28 s"]
 
 
 class _Tiny(torch.nn.Module):
@@ -105,21 +128,33 @@ def test_quiet_trainer_prints_one_line_instead_of_a_bar(tmp_path, monkeypatch, c
     trainer = _trainer(tmp_path)
     assert use_summary_line(trainer) is True
     callbacks = trainer.callback_handler.callbacks
-    assert not any(isinstance(c, ProgressCallback) for c in callbacks)
+    assert not any(isinstance(c, (ProgressCallback, NotebookProgressCallback, LiveBar))
+                   for c in callbacks)
     assert sum(isinstance(c, SummaryLine) for c in callbacks) == 1
     capfd.readouterr()
     trainer.train()
     out = capfd.readouterr()
     lines = out.out.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("trained steps 1-5 of 5 in "), out.out
+    assert len(lines) == 1 and lines[0].startswith("training: 5 steps in "), out.out
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     assert len(losses) == 5 and lines[0].endswith(
-        f"loss {progress.number(losses[0])} -> {progress.number(losses[-1])}")
+        f"loss {progress.number(losses[0])} → {progress.number(losses[-1])}")
     assert "it/s" not in out.err and "{'loss'" not in out.out
 
 
-def test_live_trainer_keeps_its_bar(tmp_path, monkeypatch):
+def test_live_trainer_shows_one_bar_of_its_own(tmp_path, monkeypatch, capfd):
+    """Live, the Trainer's bar (and in Jupyter its HTML table of losses) gives way to one bar."""
     monkeypatch.setenv(QUIET_ENV, "0")
     trainer = _trainer(tmp_path)
-    assert use_summary_line(trainer) is False
-    assert any(isinstance(c, ProgressCallback) for c in trainer.callback_handler.callbacks)
+    trainer.add_callback(NotebookProgressCallback)  # what the Trainer adds inside Jupyter
+    assert replace_progress(trainer, summary=False) is True
+    callbacks = trainer.callback_handler.callbacks
+    assert not any(isinstance(c, (ProgressCallback, NotebookProgressCallback, SummaryLine))
+                   for c in callbacks)
+    assert sum(isinstance(c, LiveBar) for c in callbacks) == 1
+    capfd.readouterr()
+    trainer.train()
+    out = capfd.readouterr()
+    bar = next(c for c in callbacks if isinstance(c, LiveBar))
+    assert bar.shown == 5 and bar.bar is None  # counted every step, then closed
+    assert out.err.count("\rtraining:") >= 1 and out.out == "" and "{'loss'" not in out.err
