@@ -11,7 +11,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 # One run's outputs (adapter, checkpoints, metrics.json, loss.png).
 RUN_DIR ?= runs/tiny
 
-.PHONY: setup train tiny-model test test-unit test-notebooks test-rehearsal benchmarks clean book book-html
+.PHONY: setup train tiny-model test test-unit test-notebooks test-rehearsal test-export test-export-if-built benchmarks clean book book-html
 
 setup:
 	$(PYTHON) scripts/install_torch.py --spec "$(TORCH_SPEC)" --index "$(TORCH_INDEX)"
@@ -29,15 +29,40 @@ tiny-model: setup
 # book: built with -W and checked in headless Chromium, and the figures drawn in Chinese
 # (IFT_BOOK_TESTS=1: no skipping; a missing browser or CJK font fails).
 test: setup
+	$(PYTHON) -m ift_tutorial.inference.converter  # llama.cpp's converter, fetched once (PyPI sdist)
 	$(PYTHON) -m pytest tests
 	$(MAKE) test-notebooks
 	$(MAKE) test-rehearsal
 	$(MAKE) book-html
 	IFT_BOOK_TESTS=1 $(PYTHON) -m pytest tests/book/test_book.py tests/book/test_book_editions.py \
+		tests/book/test_built_pages.py tests/book/test_figure_resolution.py \
 		tests/book/test_fonts.py tests/test_i18n.py
+	$(MAKE) test-export-if-built
 
 test-unit:
 	$(PYTHON) -m pytest tests
+
+# The live parity of the GGUF export (chapter 10): llama.cpp, through llama-cpp-python (the
+# export extra), tokenises the project's texts and answers the held-out questions; f32 and
+# f16 must answer as transformers does. The extra builds from source, without the multimodal
+# library it does not need: about 10 minutes cold on two cores, seconds once pip has cached
+# the wheel. Writes benchmarks/results/export_parity.json and .md (about 2 minutes).
+EXPORT_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+	-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_OPENSSL=OFF
+test-export:
+	CMAKE_ARGS="$(EXPORT_CMAKE_ARGS)" $(PYTHON) -m pip install -e ".[export]"
+	$(PYTHON) benchmarks/export_parity.py
+
+# `make test` runs the live parity when pip has the llama-cpp-python wheel cached (a machine
+# that ran `make test-export` before: about 2 minutes) or when IFT_CI_EXPORT=1 asks for the
+# cold build (about 10 minutes more, which would take CI past its 30).
+test-export-if-built:
+	@if [ "$${IFT_CI_EXPORT:-}" = 1 ] || $(PYTHON) -m pip cache list llama_cpp_python 2>/dev/null \
+		| grep -q "llama_cpp_python-0.3.36"; then \
+		$(MAKE) test-export; \
+	else \
+		echo "make test-export not run: no cached llama-cpp-python wheel (IFT_CI_EXPORT=1 builds one)"; \
+	fi
 
 test-notebooks:
 	$(PYTHON) -m pytest --nbval-lax book/chapters

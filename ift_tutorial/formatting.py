@@ -119,3 +119,68 @@ def number(x: float | None, significant: int = 3) -> str:
     x = float(f"{x:.{significant}g}")  # round first: 99.99 -> 100, not "100.0"
     decimals = max(0, significant - 1 - math.floor(math.log10(abs(x))))
     return f"{x:.{decimals}f}"
+
+
+def large(x: float | None) -> str:
+    """A value that may be huge (a base model's perplexity): 3 digits, then ``k``/``M``/``B``
+    with one decimal kept, so that ``1.0 M`` still reads as a measurement.
+
+    Example:
+        >>> large(1.5934), large(41.27), large(1_032_067.4), large(23_456), large(None)
+        ('1.59', '41.3', '1.0 M', '23 k', 'n/a')
+    """
+    if _missing(x):
+        return MISSING
+    if abs(x) < 1000:
+        return number(x)
+    for scale, unit in _COUNT_UNITS:
+        if abs(x) >= scale:
+            value = x / scale
+            return f"{value:.1f} {unit}" if abs(value) < 10 else f"{value:.0f} {unit}"
+    return number(x)  # not reached: 1000 and up have a unit
+
+
+def before_after(before: float | None, after: float | None) -> str:
+    """Two measurements of the same thing, before and after: ``1.0 M → 1.59``.
+
+    A perplexity that falls a millionfold is not a "change" of −1,032,064; the two values
+    say it. Each side uses :func:`large`; a missing side prints as ``n/a``.
+
+    Example:
+        >>> before_after(1_032_067.4, 1.5934), before_after(41.3, None)
+        ('1.0 M → 1.59', '41.3 → n/a')
+    """
+    return f"{large(before)} → {large(after)}"
+
+
+def percent_interval(fraction: float | None, low: float | None, high: float | None,
+                     digits: int = 0) -> str:
+    """A percentage with its interval: ``76 % (68–83 %)``; without the interval, as :func:`percent`.
+
+    Example:
+        >>> percent_interval(0.756, 0.68, 0.83), percent_interval(0.5, None, None)
+        ('76 % (68–83 %)', '50 %')
+    """
+    if _missing(fraction) or _missing(low) or _missing(high):
+        return percent(fraction, digits)
+    return (f"{percent(fraction, digits)} ({100 * low:.{digits}f}–"
+            f"{100 * high:.{digits}f} %)")
+
+
+_BYTE_UNITS = ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"))
+
+
+def size(n_bytes: float | None) -> str:
+    """A size in bytes with a binary unit: ``512 B``, ``1.5 KiB``, ``14 GiB``.
+
+    Example:
+        >>> size(512), size(1536), size(3_500_000), size(15 * 2**30), size(None)
+        ('512 B', '1.5 KiB', '3.3 MiB', '15 GiB', 'n/a')
+    """
+    if _missing(n_bytes):
+        return MISSING
+    for scale, unit in _BYTE_UNITS:
+        if n_bytes >= scale:
+            value = n_bytes / scale
+            return f"{_trim(f'{value:.1f}')} {unit}" if value < 10 else f"{value:.0f} {unit}"
+    return f"{n_bytes:.0f} B"

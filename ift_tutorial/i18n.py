@@ -39,6 +39,7 @@ import urllib.request
 import warnings
 
 from .errors import UserFacingError
+from .table_labels import TABLE_LABELS_ZH
 
 #: The environment variable that picks the edition; it wins over everything else.
 LANG_ENV = "IFT_LANG"
@@ -228,6 +229,19 @@ ZH: dict[str, str] = {
     "Training loss (assistant tokens only)": "训练损失（只计回答的词元）",
     "cross-entropy loss": "交叉熵损失",
     "held-out exact match (%)": "留出集精确匹配（%）",
+    # --- plots_rl.py: the GRPO reward curve (chapter 9) ------------------------------
+    "per step": "每一步",
+    "moving average of {n} steps": "{n} 步滑动平均",
+    "held-out exact match before": "训练前的留出集精确匹配",
+    "mean reward of the sampled answers": "采样回答的平均奖励",
+    "GRPO: reward during training": "GRPO：训练中的奖励",
+    # chapter 9's GRPO tables
+    "end of turn": "结束本轮", "reward": "奖励", "advantage": "优势",
+    "held-out questions": "留出题数", "right before GRPO": "GRPO 前答对",
+    "right after GRPO": "GRPO 后答对", "wrong before, right after": "之前错、之后对",
+    "right before, wrong after": "之前对、之后错",
+    "sign test: chance of a split this uneven": "符号检验：出现如此不均衡的概率",
+    "mean reward, first and last 10 steps": "平均奖励：前 10 步与后 10 步",
     "% (perplexity: value)": "%（困惑度：原值）",
     "Which tokens carry the loss": "哪些词元计入损失",
     "{title}: {kept} of {total} tokens have a label (orange), the others are -100 (grey)":
@@ -254,7 +268,7 @@ ZH: dict[str, str] = {
     "LoRA gradients": "LoRA 梯度",
     "optimizer states": "优化器状态",
     "activations": "激活值",
-    "logits and loss (fp32)": "对数几率与损失（fp32）",
+    "logits and loss (fp32)": "logits 与损失（fp32）",
     "matmul workspace": "矩阵乘法工作区",
     "CUDA context and overhead": "CUDA 上下文与其他开销",
     "16-bit parts gathered whole (root unit or head)": "完整聚合的 16 位部分（根单元或输出头）",
@@ -287,7 +301,7 @@ ZH: dict[str, str] = {
     "× N decoder blocks": "× N 个解码器块",
     "causal GQA attention\nwith RoPE on q, k": "因果 GQA 注意力\nq、k 施加 RoPE",
     "final RMSNorm": "最后的 RMSNorm",
-    "lm_head (d × V) → logits": "lm_head (d × V) → 对数几率",
+    "lm_head (d × V) → logits": "输出头 lm_head (d × V) → logits",
     "residual": "残差",
     "attention, per layer": "注意力（每层）",
     "RoPE: rotate q and k by position": "RoPE：按位置旋转 q 和 k",
@@ -379,15 +393,44 @@ ZH: dict[str, str] = {
     "first-step output change\n(relative to r = 4)": "第一步的输出变化\n（相对于 r = 4）",
     "Qwen2.5-7B QLoRA, seq 1024: estimated peak per component":
         "Qwen2.5-7B QLoRA，序列长度 1024：各部分的峰值显存估计",
+    # --- chapter entries ---------------------------------------------------------------
+    "next token": "下一个词元", "probability": "概率", "prefix": "前缀", "right city": "正确城市",
+    "loss": "损失", "wrong city": "错误城市", "loss (wrong)": "损失（错误城市）", "completion prompt": "续写提示",
+    "continues with": "续写内容", "chat question": "对话问题", "base model's answer": "基座模型的回答",
+    "reference": "参考答案", "base model": "基座模型", "parameters": "参数量", "base weights": "基座权重",
+    "training data": "训练数据", "batch x accumulation": "批大小 × 梯度累积", "needs a GPU": "需要 GPU",
+    "tiny preset": "tiny 预设", "qwen2.5-7b preset": "qwen2.5-7b 预设", "head width d_k": "头宽 d_k",
+    "variance, unscaled": "方差（未缩放）", "variance, scaled": "方差（已缩放）",
+    "largest weight, unscaled": "最大权重（未缩放）", "largest weight, scaled": "最大权重（已缩放）",
+    "softmax gradient, unscaled": "softmax 梯度（未缩放）",
+    "softmax gradient, scaled": "softmax 梯度（已缩放）", "model": "模型", "layers": "层数",
+    "query heads H": "查询头数 H", "key/value heads H_kv": "键值头数 H_kv", "sliding window": "滑动窗口",
+    "cache per token": "每个词元的缓存", "cache at 32k tokens": "32k 词元时的缓存",
+    "cache at 32k tokens without GQA": "32k 词元时的缓存（不用 GQA）", "architecture": "架构",
+    "hidden size d": "隐藏层宽度 d", "MLP width d_ff": "MLP 宽度 d_ff",
+    "ratio d_ff / d": "比值 d_ff / d", "LLaMA rule": "LLaMA 规则", "component": "组成部分",
+    "total": "合计", "file": "文件", "format": "格式", "turns": "对话轮数", "with a system turn": "含系统消息",
+    "weights": "权重", "numbers": "数值个数", "NF4 error": "NF4 误差", "FP4 error": "FP4 误差",
+    "int4 error": "int4 误差", "normal": "正态分布", "Student-t (3 dof)": "学生 t 分布（自由度 3）",
+    "tiny preset (all linear)": "tiny 预设（所有线性层）", "preset": "预设", "vocabulary": "词表大小",
+    "frozen model": "冻结的模型", "planned peak": "计划峰值",
     # --- chapter 7: fine-tuning ----------------------------------------------------------------
-    "Figure 7.1: training loss, {name} preset": "图 7.1：训练损失，{name} 预设",
-    # --- chapter 12: scaling out ---------------------------------------------------------------
-    "LoRA + gradients": "LoRA 与梯度",
-    "activations (own batch)": "激活值（各自的批）",
-    "Qwen2.5-7B QLoRA, seq_len 1024, batch 2 per GPU": "Qwen2.5-7B QLoRA，seq_len 1024，每个 GPU 批大小 2",
-    "training loss (mean of both ranks)": "训练损失（两个进程的平均）",
-    "Tiny preset, 2 CPU processes, global batch 32": "tiny 预设，2 个 CPU 进程，全局批大小 32",
-    # --- appendix: errata ------------------------------------------------------------------------
-    "loss on the answer tokens": "回答词元上的损失",
-    "The corrected loop: four instruction examples, tiny model": "修正后的循环：四条指令样本，tiny 模型",
+    # --- chapters 11 and 12, appendix A ------------------------------------------------------
+    "activations (own batch)": "激活值（各自的批）", "2 GPUs": "2 块 GPU", "8 GPUs": "8 块 GPU",
+    "GPUs and strategy": "GPU 数与策略", "estimated peak per GPU (GiB)": "每块 GPU 的峰值估计（GiB）",
+    "query / key-value heads": "查询头 / 键值头", "KV cache per token": "每个词元的 KV 缓存",
+    "licence": "许可证", "gated": "需申请访问", "library": "库", "installed": "已安装版本",
+    "what it does in this book": "在本书中的作用", "required": "要求的版本", "prompt": "提示",
+    "prediction": "模型的回答", "loss on the answer tokens": "回答词元上的损失",
+    "tensors, autograd, optimizers: the arithmetic of training": "张量、自动求导、优化器：训练的算术",
+    "model architectures, tokenizers, chat templates, loading weights": "模型架构、分词器、对话模板、加载权重",
+    "4-bit NF4 weights and their matmuls (the Q of QLoRA), 8-bit optimizers":
+        "4 位 NF4 权重及其矩阵乘法（QLoRA 中的 Q）、8 位优化器",
+    "LoRA adapters: attach, train, save, load, merge": "LoRA 适配器：挂载、训练、保存、加载、合并",
+    "SFTTrainer: chat-formatted data, loss on the answers only": "SFTTrainer：对话格式的数据，只在回答上计算损失",
+    "device placement, mixed precision, launching on several GPUs": "设备放置、混合精度、在多块 GPU 上启动",
+    "reading and mapping instruction data": "读取并转换指令数据",
 }
+
+# The labels of the chapters' tables and printouts (ift_tutorial.book.tables, .printouts).
+ZH.update(TABLE_LABELS_ZH)

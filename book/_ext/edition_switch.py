@@ -13,6 +13,11 @@ into ``_build/html/`` and the Chinese one into ``_build/html/zh/``; each edition
 A page with a twin links to it; a page without one (the API reference, the glossary)
 links to the other edition's start page. Every page also gets a ``<link rel="alternate"
 hreflang=...>`` for search engines.
+
+The link is a button at the top of the sidebar, under the book's title (the template
+``templates/edition-switch.html``, styled by ``static/edition_switch.css``). On narrow
+screens, where the theme folds the sidebar away, the same button stands above the page's
+title instead.
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ from pathlib import Path
 from sphinx.application import Sphinx
 
 SOURCE_SUFFIXES = (".ipynb", ".md", ".rst")
+HERE = Path(__file__).resolve().parent
+#: The theme's sidebar (sphinx-book-theme's default) with the switch under the title.
+SIDEBAR = ["navbar-logo.html", "edition-switch.html", "icon-links.html",
+           "search-button-field.html", "sbt-sidebar-nav.html"]
 
 
 def twin_page(app: Sphinx, pagename: str) -> str:
@@ -41,18 +50,38 @@ def switch_href(app: Sphinx, pagename: str) -> str:
     return posixpath.normpath(to_root + target) + ".html"
 
 
-def add_switch(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
-    if not app.config.edition_switch_label or "body" not in context:
-        return
+def switch_link(app: Sphinx, pagename: str, css_class: str) -> str:
+    """The ``<a>`` to the twin page: a globe icon and the other edition's name."""
     href = html.escape(switch_href(app, pagename))
     lang = html.escape(app.config.edition_switch_hreflang)
     label = html.escape(app.config.edition_switch_label)
+    return (f'<a class="{css_class}" href="{href}" hreflang="{lang}" lang="{lang}">'
+            f'<i class="fa-solid fa-language" aria-hidden="true"></i>{label}</a>')
+
+
+def add_switch(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+    if not app.config.edition_switch_label or "body" not in context:
+        return
+    # The sidebar's button; the page's own copy is shown only where the sidebar is folded.
+    context["edition_switch"] = switch_link(app, pagename, "edition-switch-link")
+    narrow = switch_link(app, pagename, "edition-switch-link-narrow")
     context["body"] = (
-        f'<p class="edition-switch" style="text-align: right; margin: 0;">'
-        f'<a class="edition-switch-link" href="{href}" hreflang="{lang}" lang="{lang}">'
-        f"{label}</a></p>\n" + context["body"])
+        f'<div class="edition-switch edition-switch--narrow">{narrow}</div>\n'
+        + context["body"])
+    href = html.escape(switch_href(app, pagename))
+    lang = html.escape(app.config.edition_switch_hreflang)
     context["metatags"] = context.get("metatags", "") + (
         f'\n<link rel="alternate" hreflang="{lang}" href="{href}" />')
+
+
+def add_to_sidebar(app: Sphinx, config) -> None:
+    """Put the switch's template in the sidebar, unless the book chose its own sidebar."""
+    if not config.edition_switch_label:
+        return
+    config.templates_path = [*config.templates_path, str(HERE / "templates")]
+    config.html_static_path = [*config.html_static_path, str(HERE / "static")]
+    if not config.html_sidebars:
+        config.html_sidebars = {"**": SIDEBAR}
 
 
 def setup(app: Sphinx) -> dict:
@@ -60,5 +89,7 @@ def setup(app: Sphinx) -> dict:
     app.add_config_value("edition_switch_hreflang", "", "html", types=[str])
     app.add_config_value("edition_switch_other_source", "", "html", types=[str])
     app.add_config_value("edition_switch_other_url", "", "html", types=[str])
+    app.connect("config-inited", add_to_sidebar)
     app.connect("html-page-context", add_switch)
+    app.add_css_file("edition_switch.css")
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

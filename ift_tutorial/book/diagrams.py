@@ -52,7 +52,7 @@ def box(ax: Any, x: float, y: float, w: float, h: float, text: str, kind: str = 
 
 
 def arrow(ax: Any, start: tuple[float, float], end: tuple[float, float], text: str = "",
-          fontsize: float = 9) -> None:
+          fontsize: float = 9.5) -> None:
     """An arrow from ``start`` to ``end``, with an optional label at its middle."""
     ax.annotate("", xy=end, xytext=start,
                 arrowprops=dict(arrowstyle="-|>", color="#444444", linewidth=1.0,
@@ -126,28 +126,28 @@ def encoder_decoder_vs_decoder_only():
     fig, ax = canvas(11.0, 5.6)
     # Left: encoder-decoder.
     ax.text(2.75, 5.35, t("Encoder–decoder (T5, Whisper)"), ha="center", fontsize=11, weight="bold")
-    src = box(ax, 0.2, 0.3, 2.2, 0.7, t("source tokens $x_1 \\dots x_S$"), "input", fontsize=9)
-    enc = box(ax, 0.2, 1.6, 2.2, 1.3, t("encoder × N\nbidirectional\nself-attention, MLP"), "op", fontsize=9)
+    src = box(ax, 0.2, 0.3, 2.2, 0.7, t("source tokens $x_1 \\dots x_S$"), "input", fontsize=9.5)
+    enc = box(ax, 0.2, 1.6, 2.2, 1.3, t("encoder × N\nbidirectional\nself-attention, MLP"), "op", fontsize=9.5)
     arrow(ax, (src[0], 1.0), (enc[0], 1.6))
-    mem = box(ax, 0.2, 3.6, 2.2, 0.7, t("encoder output (S × d)"), "output", fontsize=9)
+    mem = box(ax, 0.2, 3.6, 2.2, 0.7, t("encoder output (S × d)"), "output", fontsize=9.5)
     arrow(ax, (enc[0], 2.9), (mem[0], 3.6))
-    tgt = box(ax, 3.1, 0.3, 2.3, 0.7, t("target so far $y_1 \\dots y_t$"), "input", fontsize=9)
+    tgt = box(ax, 3.1, 0.3, 2.3, 0.7, t("target so far $y_1 \\dots y_t$"), "input", fontsize=9.5)
     dec = box(ax, 3.1, 1.6, 2.3, 2.0, t("decoder × N\ncausal self-attention\ncross-attention\n"
-                                        "(Q from target,\nK, V from encoder)\nMLP"), "op", fontsize=9)
+                                        "(Q from target,\nK, V from encoder)\nMLP"), "op", fontsize=9.5)
     arrow(ax, (tgt[0], 1.0), (dec[0], 1.6))
     arrow(ax, (2.4, mem[1]), (3.1, 3.0))
-    ax.text(2.95, 3.75, "K, V", fontsize=9, color="#333333")
-    nxt = box(ax, 3.1, 4.3, 2.3, 0.6, t("next target token"), "output", fontsize=9)
+    ax.text(2.95, 3.75, "K, V", fontsize=9.5, color="#333333")
+    nxt = box(ax, 3.1, 4.3, 2.3, 0.6, t("next target token"), "output", fontsize=9.5)
     arrow(ax, (dec[0], 3.6), (nxt[0], 4.3))
     ax.plot([5.75, 5.75], [0.2, 5.4], color="#999999", linewidth=0.8, linestyle=":")
     # Right: decoder-only.
     ax.text(8.4, 5.35, t("Decoder-only (Qwen2.5, Llama, Mistral)"), ha="center", fontsize=11, weight="bold")
-    seq = box(ax, 6.2, 0.3, 4.4, 0.7, t("one sequence: prompt tokens | answer tokens"), "input", fontsize=9)
+    seq = box(ax, 6.2, 0.3, 4.4, 0.7, t("one sequence: prompt tokens | answer tokens"), "input", fontsize=9.5)
     stack = box(ax, 6.9, 1.6, 3.0, 2.0, t("decoder × N\ncausal self-attention\n"
                                           "(answer rows look back\nat prompt columns)\nMLP"),
-                "op", fontsize=9)
+                "op", fontsize=9.5)
     arrow(ax, (stack[0], 1.0), (stack[0], 1.6))
-    out = box(ax, 6.9, 4.3, 3.0, 0.6, t("next token at every position"), "output", fontsize=9)
+    out = box(ax, 6.9, 4.3, 3.0, 0.6, t("next token at every position"), "output", fontsize=9.5)
     arrow(ax, (stack[0], 3.6), (out[0], 4.3))
     return fig
 
@@ -214,33 +214,33 @@ def llama_block() -> Any:
     for y_from, y_to in [(1.8, 4.05), (4.3, 6.3)]:
         _line(ax, [(cx, y_from), (xr, y_from), (xr, y_to)])
         arrow(ax, (xr, y_to), (cx - 0.17, y_to))
-    ax.text(xr - 0.1, 3.0, t("residual"), rotation=90, ha="right", va="center", fontsize=9,
+    ax.text(xr - 0.1, 3.0, t("residual"), rotation=90, ha="right", va="center", fontsize=9.5,
             color="#555555")
-    ax.text(xr - 0.1, 5.3, t("residual"), rotation=90, ha="right", va="center", fontsize=9,
+    ax.text(xr - 0.1, 5.3, t("residual"), rotation=90, ha="right", va="center", fontsize=9.5,
             color="#555555")
     # detail of the attention (right, lower half)
     dx, dw = 5.3, 5.4
     ax.text(dx, 4.1, t("attention, per layer"), fontsize=10, fontweight="bold")
-    box(ax, dx, 3.2, 1.6, 0.5, "q = W_q x", "weight", fontsize=9)
-    box(ax, dx + 1.9, 3.2, 1.6, 0.5, "k = W_k x", "weight", fontsize=9)
-    box(ax, dx + 3.8, 3.2, 1.6, 0.5, "v = W_v x", "weight", fontsize=9)
-    box(ax, dx, 2.35, 3.5, 0.5, t("RoPE: rotate q and k by position"), "op", fontsize=9)
-    box(ax, dx, 1.5, dw, 0.5, t("softmax(q kᵀ / √d_k + causal mask) v"), "op", fontsize=9)
-    box(ax, dx, 0.65, dw, 0.5, t("o = W_o · (heads concatenated)"), "weight", fontsize=9)
+    box(ax, dx, 3.2, 1.6, 0.5, "q = W_q x", "weight", fontsize=9.5)
+    box(ax, dx + 1.9, 3.2, 1.6, 0.5, "k = W_k x", "weight", fontsize=9.5)
+    box(ax, dx + 3.8, 3.2, 1.6, 0.5, "v = W_v x", "weight", fontsize=9.5)
+    box(ax, dx, 2.35, 3.5, 0.5, t("RoPE: rotate q and k by position"), "op", fontsize=9.5)
+    box(ax, dx, 1.5, dw, 0.5, t("softmax(q kᵀ / √d_k + causal mask) v"), "op", fontsize=9.5)
+    box(ax, dx, 0.65, dw, 0.5, t("o = W_o · (heads concatenated)"), "weight", fontsize=9.5)
     arrow(ax, (dx + 0.8, 3.2), (dx + 0.8, 2.85))
     arrow(ax, (dx + 2.7, 3.2), (dx + 2.7, 2.85))
     arrow(ax, (dx + 1.75, 2.35), (dx + 1.75, 2.0))
     arrow(ax, (dx + 4.6, 3.2), (dx + 4.6, 2.0))
     arrow(ax, (dx + dw / 2, 1.5), (dx + dw / 2, 1.15))
-    ax.text(dx + dw, 0.25, t("k, v: fewer heads than q (grouped-query)"), ha="right", fontsize=8.5,
+    ax.text(dx + dw, 0.25, t("k, v: fewer heads than q (grouped-query)"), ha="right", fontsize=9.5,
             color="#555555")
     # detail of the MLP (right, upper half)
     ax.text(dx, 8.3, t("SwiGLU MLP, per position"), fontsize=10, fontweight="bold")
-    box(ax, dx, 7.4, 2.6, 0.5, "W_gate x  (d → d_ff)", "weight", fontsize=9)
-    box(ax, dx + 2.8, 7.4, 2.6, 0.5, "W_up x  (d → d_ff)", "weight", fontsize=9)
-    box(ax, dx, 6.55, 2.6, 0.5, "SiLU", "op", fontsize=9)
+    box(ax, dx, 7.4, 2.6, 0.5, "W_gate x  (d → d_ff)", "weight", fontsize=9.5)
+    box(ax, dx + 2.8, 7.4, 2.6, 0.5, "W_up x  (d → d_ff)", "weight", fontsize=9.5)
+    box(ax, dx, 6.55, 2.6, 0.5, "SiLU", "op", fontsize=9.5)
     _add_node(ax, (dx + 4.1, 5.95), "×")
-    box(ax, dx + 1.4, 4.95, 2.6, 0.5, "W_down  (d_ff → d)", "weight", fontsize=9)
+    box(ax, dx + 1.4, 4.95, 2.6, 0.5, "W_down  (d_ff → d)", "weight", fontsize=9.5)
     arrow(ax, (dx + 1.3, 7.4), (dx + 1.3, 7.05))
     _line(ax, [(dx + 1.3, 6.55), (dx + 1.3, 5.95)])
     arrow(ax, (dx + 1.3, 5.95), (dx + 3.93, 5.95))
@@ -289,8 +289,8 @@ def lora_layer(r: int = 8, alpha: float = 16.0, in_features: int = 4096,
     arrow(ax, (4.5, 5.12), (4.5, 5.45))
     ax.text(6.7, 0.95, t("trainable: r·(in + out) = {thousands:.0f} k ({percent:.2g} % of W₀)",
                          thousands=adapter / 1e3, percent=100 * adapter / frozen),
-            ha="center", fontsize=9, color="#555555")
-    ax.text(0.3, 1.75, t("merge after training:\nW = W₀ + s·BA (one matmul)"), fontsize=9,
+            ha="center", fontsize=9.5, color="#555555")
+    ax.text(0.3, 1.75, t("merge after training:\nW = W₀ + s·BA (one matmul)"), fontsize=9.5,
             color="#555555", va="top")
     fig.tight_layout()
     return fig
@@ -325,7 +325,7 @@ def qlora_dataflow(compute_dtype: str = "bf16") -> Any:
     box(ax, 0.2, 1.75, 3.6, 0.8, t("fp32 scale + offset:\none per 256 absmax values"),
         "weight", fontsize=9.5)
     bits = 4 + 8 / 64 + 32 / (64 * 256)  # codes + 8-bit absmax + fp32 per 256 blocks
-    ax.text(0.2, 1.2, t("≈ {bits:.2f} bits per weight in memory", bits=bits), fontsize=9, color="#555555")
+    ax.text(0.2, 1.2, t("≈ {bits:.2f} bits per weight in memory", bits=bits), fontsize=9.5, color="#555555")
     ax.text(4.6, 5.6, t("computed (one layer at a time, per matmul)"), fontsize=10, fontweight="bold")
     box(ax, 4.6, 3.5, 3.2, 1.0, t("dequantise:\nW = level[code] · absmax\n→ {dtype} copy",
                                   dtype=compute_dtype), "op", fontsize=9.5)
@@ -349,7 +349,7 @@ def qlora_dataflow(compute_dtype: str = "bf16") -> Any:
     box(ax, 8.1, 4.4, 2.4, 0.6, f"h   ({compute_dtype})", "output", fontsize=9.5)
     arrow(ax, (9.3, 3.72), (9.3, 4.4))
     ax.text(0.2, 0.3, t("no 4-bit arithmetic: every multiply is\nin the 16-bit compute dtype; gradients\n"
-                        "flow through W to x, never into W"), fontsize=9, color="#555555")
+                        "flow through W to x, never into W"), fontsize=9.5, color="#555555")
     fig.tight_layout()
     return fig
 
@@ -423,9 +423,9 @@ def ddp_vs_fsdp(num_gpus: int = 4) -> Any:
                 if sharding.gathered in gathered_by:
                     ax.add_patch(Rectangle((x, y), cell, h, facecolor="none", edgecolor="#444444",
                                            hatch="////", lw=0.0))
-            ax.text(x + cell / 2, bottom - 0.05, str(gpu), ha="center", va="top", fontsize=9,
+            ax.text(x + cell / 2, bottom - 0.05, str(gpu), ha="center", va="top", fontsize=9.5,
                     color="#555555")
-    ax.text(label_w - 0.15, bottom - 0.05, "GPU", ha="right", va="top", fontsize=9, color="#555555")
+    ax.text(label_w - 0.15, bottom - 0.05, "GPU", ha="right", va="top", fontsize=9.5, color="#555555")
     key_y = 0.15
     for i, (text, fill, hatch) in enumerate([
             (t("kept by this GPU"), COLOURS["weight"], None),

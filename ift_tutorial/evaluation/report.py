@@ -29,12 +29,13 @@ TABLE_ROWS = (
 )
 
 
-def before_after_table(metrics: dict[str, Any]):
-    """A pandas DataFrame of a training ``metrics.json`` (or the same keys measured live).
+def before_after_values(metrics: dict[str, Any]):
+    """The numbers of a training ``metrics.json`` (or the same keys measured live), before and
+    after tuning: a pandas DataFrame with columns ``before`` and ``after``.
 
     Rows: exact match (overall, per task, per language), the four IFEval accuracies,
     GSM8K flexible and strict, answer-token perplexity; a measurement that was skipped
-    (None before and after) has no row. Columns ``before``, ``after`` and ``change``.
+    (None before and after) has no row.
     """
     import pandas as pd
 
@@ -51,9 +52,53 @@ def before_after_table(metrics: dict[str, Any]):
         for k in [k for k in keys if "/" not in k and not k.startswith("lang:")] + \
                  [k for k in keys if k.startswith("lang:")]:
             rows[f"exact match: {k.removeprefix('lang:')}"] = (before_tasks.get(k), after_tasks.get(k))
-    df = pd.DataFrame.from_dict(rows, orient="index", columns=["before", "after"], dtype=float)
-    df["change"] = df["after"] - df["before"]
-    return df
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["before", "after"], dtype=float)
+
+
+def _with_interval(metrics: dict[str, Any], key: str, when: str) -> Any:
+    """A score, with its interval when the evaluation gave one (``<key>_<when>_interval``)."""
+    value, interval = metrics.get(f"{key}_{when}"), metrics.get(f"{key}_{when}_interval")
+    return (value, *interval) if value is not None and interval else value
+
+
+def before_after_table(metrics: dict[str, Any]):
+    """The before/after table of a page (:func:`ift_tutorial.book.tables.table`).
+
+    The rows of :func:`before_after_values`, labels in the edition's language; accuracies
+    as percentages (with the interval where the metrics give one:
+    ``<key>_before_interval = [low, high]``), the perplexity as its two values, never
+    as a difference; a score measured on one side only says so.
+
+    Example:
+        >>> tab = before_after_table({"exact_match_before": 0.0, "exact_match_after": 0.756,
+        ...                           "answer_perplexity_before": 1032067.4,
+        ...                           "answer_perplexity_after": 1.5934})
+        >>> tab.column("before"), tab.column("after")
+        (['0 %', '1.0 M'], ['76 %', '1.59'])
+    """
+    from ..book.tables import format_cell, table
+    from ..i18n import t
+
+    keys = dict(TABLE_ROWS)
+    by_task = [metrics.get(f"exact_match_by_task_{w}") or {} for w in ("before", "after")]
+    rows = []
+    for label in before_after_values(metrics).index:
+        key = keys.get(label)
+        if key == "answer_perplexity":  # two values, never their difference
+            rows.append({"metric": t(label),
+                         **{w: format_cell(metrics.get(f"{key}_{w}"), "perplexity")
+                            for w in ("before", "after")}})
+            continue
+        if key is None:  # a task ("city") or a language ("lang:zh") of exact match
+            task = label.removeprefix("exact match: ")
+            task = task if task in by_task[0] or task in by_task[1] else f"lang:{task}"
+            pair = [scores.get(task) for scores in by_task]
+            label = f"{t('exact match')}: {task.removeprefix('lang:')}"
+        else:
+            pair, label = [_with_interval(metrics, key, w) for w in ("before", "after")], t(label)
+        rows.append({"metric": label, "before": format_cell(pair[0], "percent_interval"),
+                     "after": format_cell(pair[1], "percent_interval")})
+    return table(rows, columns={"metric": "metric", "before": "before", "after": "after"})
 
 
 #: Rows of :func:`compare_with_shipped` besides exact match: (label, metrics.json key without

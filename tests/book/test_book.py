@@ -23,20 +23,23 @@ from helpers import (BOOK, EXECUTED, HTML, ROOT, cell_source, chapter_notebooks,
 CONFIG = yaml.safe_load((BOOK / "_config.yml").read_text(encoding="utf-8"))
 REPO_URL = CONFIG["repository"]["url"]
 
-SETUP_CELL = f'''# Setup: on Colab, clone the book's repository and install the package; elsewhere nothing happens.
+SETUP_CELL = f'''# Setup: on Colab, clone the book's repository and install the package;
+# elsewhere nothing happens.
 import os, subprocess, sys
 from importlib.metadata import version
-REPO_URL = "{REPO_URL}"  # = repository.url in book/_config.yml
+REPO_URL = "{REPO_URL}"  # as in _config.yml
 PRESET = "tiny"  # @param ["tiny", "qwen2.5-7b", "llama-3.1-8b", "olmo-2-7b"]
 RUNS_ON_DRIVE = True  # @param {{type: "boolean"}}
 if "google.colab" in sys.modules and not os.path.isdir("ift-tutorial"):
     subprocess.run(["git", "clone", "--depth", "1", REPO_URL], check=True)
-    # The tested Hugging Face stack and bitsandbytes; torch stays Colab's own CUDA build.
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", "ift-tutorial/constraints-colab.txt",
-                    "-e", "ift-tutorial", f"torch=={{version('torch')}}"], check=True)
+    # The tested Hugging Face stack and bitsandbytes; torch stays Colab's CUDA build.
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "-c", "ift-tutorial/constraints-colab.txt", "-e", "ift-tutorial",
+                    f"torch=={{version('torch')}}"], check=True)
     sys.path.insert(0, os.path.abspath("ift-tutorial"))
 from ift_tutorial.book.notebook import setup_notebook
-PRESET = setup_notebook(default=PRESET, runs_on_drive=RUNS_ON_DRIVE)  # IFT_PRESET, if set, wins'''
+# IFT_PRESET, if set, wins over the form's PRESET.
+PRESET = setup_notebook(default=PRESET, runs_on_drive=RUNS_ON_DRIVE)'''
 
 
 def book_notebooks() -> list[Path]:
@@ -104,8 +107,9 @@ def test_chapter_starts_with_title_badge_and_setup_cell(path):
         assert first_line.startswith(f"# Chapter {int(path.stem[:2])}: "), first_line
     else:
         assert first_line.startswith("# Appendix"), first_line
-    badge = f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(path.stem)})"
-    assert badge in cell_source(title), f"{path.name}: the Colab badge must link to {colab_url(path.stem)}"
+    # The badge is a file of the book (book/images/colab-badge.svg): the page reads offline.
+    badge = f"[![Open In Colab](../images/colab-badge.svg)]({colab_url(path.stem)})"
+    assert badge in cell_source(title), f"{path.name}: the Colab badge must be {badge}"
     assert setup["cell_type"] == "code"
     assert f'REPO_URL = "{REPO_URL}"' in cell_source(setup), "REPO_URL must equal repository.url of _config.yml"
     assert cell_source(setup).strip() == SETUP_CELL, f"{path.name}: the setup cell differs from the book's convention"

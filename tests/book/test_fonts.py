@@ -80,7 +80,7 @@ def test_without_a_cjk_font_chinese_text_gives_one_clear_warning(monkeypatch):
                 fig, ax = plt.subplots()
                 ax.set_title(title)
                 image = show_figure(fig)
-                assert image.data[:4] == b"\x89PNG"  # still drawn
+                assert "<svg" in image.data  # still drawn
             fig = plot_label_mask(["a", "b"], [-100, 1])  # Latin only: no warning
             show_figure(fig)
     messages = [(w.category, str(w.message)) for w in caught]

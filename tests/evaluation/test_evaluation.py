@@ -11,7 +11,8 @@ from helpers import tiny_config
 
 from ift_tutorial.evaluation.exact_match import exact_match
 from ift_tutorial.evaluation.perplexity import assistant_labels, perplexity
-from ift_tutorial.evaluation.report import (UnlikeShippedRun, before_after_table, compare_with_shipped,
+from ift_tutorial.evaluation.report import (UnlikeShippedRun, before_after_table, before_after_values,
+                                         compare_with_shipped,
                                          shipped_metrics)
 from ift_tutorial.evaluation.runner import evaluate_config
 from ift_tutorial.inference.generation import generate_responses, load_for_inference
@@ -79,16 +80,28 @@ def test_missing_adapter_folder_is_a_clear_error(tmp_path):
 
 
 def test_before_after_table():
-    df = before_after_table({
+    metrics = {
         "exact_match_before": 0.0, "exact_match_after": 0.8,
         "exact_match_by_task_before": {"city": 0.0, "city/en": 0.0, "lang:en": 0.0},
         "exact_match_by_task_after": {"city": 0.9, "city/en": 0.9, "lang:en": 0.8},
-        "answer_perplexity_before": 50.0, "answer_perplexity_after": 20.0,
-    })
-    assert list(df.columns) == ["before", "after", "change"]
+        "answer_perplexity_before": 1_032_067.4, "answer_perplexity_after": 20.0,
+        "gsm8k_flexible_acc_before": None, "gsm8k_flexible_acc_after": 0.25,
+        "ifeval_prompt_level_strict_acc_before": 0.5,
+        "ifeval_prompt_level_strict_acc_after": 0.75,
+        "ifeval_prompt_level_strict_acc_after_interval": [0.6, 0.87],
+    }
+    df = before_after_values(metrics)
+    assert list(df.columns) == ["before", "after"]  # two measurements, no "change"
     assert df.loc["exact match: city", "after"] == 0.9
-    assert df.loc["answer-token perplexity", "change"] == -30.0
-    assert "GSM8K flexible" not in df.index  # not measured: no row
+    assert "GSM8K strict" not in df.index  # not measured: no row
+    shown = before_after_table(metrics)
+    rows = dict(zip(shown.column("metric"), zip(shown.column("before"), shown.column("after"))))
+    assert rows["exact match: city"] == ("0 %", "90 %")
+    assert rows["exact match: en"] == ("0 %", "80 %")
+    assert rows["answer-token perplexity"] == ("1.0 M", "20.0")
+    assert rows["IFEval prompt-level strict"] == ("50 %", "75 % (60–87 %)")
+    assert rows["GSM8K flexible"] == ("not measured at this scale", "25 %")
+    assert "row_heading" not in shown.to_html()  # no pandas index on the page
 
 
 # --- the shipped artefacts -------------------------------------------------------------
