@@ -121,19 +121,20 @@ class RewardLog:
 
     def example_group(self, group_size: int) -> dict[str, Any] | None:
         """The first group whose answers earned different rewards, with its mean, std and
-        advantages; None when every group of the run was all right or all wrong."""
-        for rows in self.batches:
-            for start in range(0, len(rows) - group_size + 1, group_size):
-                group = rows[start:start + group_size]
-                rewards = [r["reward"] for r in group]
-                if len(set(rewards)) > 1:
-                    r = torch.tensor(rewards)
-                    return {"prompt": group[0]["prompt"],
-                            "answers": [g["answer"] for g in group],
-                            "stopped": [g["stopped"] for g in group],
-                            "rewards": rewards, "mean": r.mean().item(), "std": r.std().item(),
-                            "advantages": group_advantages(rewards, group_size)}
-        return None
+        advantages. When every group earned one reward (a random rehearsal stand-in), the
+        first group, whose advantages are all 0; None when nothing was logged."""
+        groups = [rows[start:start + group_size] for rows in self.batches
+                  for start in range(0, len(rows) - group_size + 1, group_size)]
+        mixed = [g for g in groups if len({r["reward"] for r in g}) > 1]
+        if not (mixed or groups):
+            return None
+        group = (mixed or groups)[0]
+        rewards = [r["reward"] for r in group]
+        r = torch.tensor(rewards)
+        return {"prompt": group[0]["prompt"], "answers": [g["answer"] for g in group],
+                "stopped": [g["stopped"] for g in group],
+                "rewards": rewards, "mean": r.mean().item(), "std": r.std().item(),
+                "advantages": group_advantages(rewards, group_size)}
 
     def same_reward_share(self, group_size: int) -> float | None:
         """The share of groups whose answers all earned the same reward (no signal)."""
