@@ -104,16 +104,21 @@ def seconds(s: float | None) -> str:
 
 
 def number(x: float | None, significant: int = 3) -> str:
-    """A measured value to ``significant`` digits (whole numbers stay whole), no exponent.
+    """A measured value to ``significant`` digits (whole numbers stay whole). Below 0.01
+    two digits are enough and below 0.001 an exponent reads better than a row of zeros.
 
     Example:
-        >>> number(12.3456), number(0.012345), number(1234.5), number(None)
-        ('12.3', '0.0123', '1234', 'n/a')
+        >>> number(12.3456), number(0.012345), number(0.0049), number(0.000123), number(None)
+        ('12.3', '0.0123', '0.0049', '1.2e-04', 'n/a')
     """
     if _missing(x):
         return MISSING
     if x == 0:
         return "0"
+    if abs(x) < 0.001:
+        return f"{x:.1e}"
+    if abs(x) < 0.01:
+        significant = min(significant, 2)
     if abs(x) >= 10 ** (significant - 1):
         return f"{x:.0f}"  # the integer part is never cut: 1234.5 -> 1234
     x = float(f"{x:.{significant}g}")  # round first: 99.99 -> 100, not "100.0"

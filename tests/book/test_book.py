@@ -176,16 +176,22 @@ def test_formulas_are_typeset_by_the_local_mathjax(built, rendered):
         assert "<mjx-merror" not in dom, f"{stem}: MathJax reports a TeX error"
 
 
-def _png_outputs(executed: Path) -> int:
-    return sum("image/png" in out.get("data", {}) for out in code_outputs(executed))
+FIGURE_TYPES = ("image/png", "image/svg+xml")  # the chapters draw SVG (setup_notebook)
+
+
+def _figure_outputs(executed: Path) -> int:
+    return sum(any(kind in out.get("data", {}) for kind in FIGURE_TYPES)
+               for out in code_outputs(executed))
 
 
 def test_figures_are_shown(built, rendered):
-    figures = {p.stem: _png_outputs(p) for p in sorted((EXECUTED / "chapters").glob("*.ipynb"))}
+    figures = {p.stem: _figure_outputs(p)
+               for p in sorted((EXECUTED / "chapters").glob("*.ipynb"))}
     figures = {stem: n for stem, n in figures.items() if n}
     assert "appendix_errata" in figures, "the errata appendix draws a loss curve: no figure found"
     for stem, n in figures.items():
-        srcs = re.findall(r'<img[^>]*\ssrc="(\.\./_images/[^"]+\.png)"', rendered[stem])
+        srcs = re.findall(r'<img[^>]*\ssrc="(\.\./_images/[^"]+\.(?:png|svg))"', rendered[stem])
+        srcs = [src for src in srcs if "colab-badge" not in src]
         assert len(srcs) >= n, f"{stem}: {n} figures executed, {len(srcs)} shown"
         for src in srcs:
             assert (built / "chapters" / src).resolve().is_file(), f"{stem}: {src} is missing"

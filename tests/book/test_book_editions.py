@@ -78,16 +78,28 @@ def test_chinese_pages_typeset_formulas_show_figures_and_open_chinese_notebooks(
         dom = dump_dom(pages[stem])
         n = math_count(static)
         assert n > 0 and dom.count("<mjx-container") >= n and "<mjx-merror" not in dom, stem
-        images = re.findall(r'<img[^>]*\ssrc="(\.\./_images/[^"]+\.png)"', dom)
+        images = re.findall(r'<img[^>]*\ssrc="(\.\./_images/[^"]+\.(?:png|svg))"', dom)
+        images = [src for src in images if "colab-badge" not in src]
         assert images and all((pages[stem].parent / s).resolve().is_file() for s in images), stem
         colab = set(re.findall(r'href="(https://colab\.research\.google\.com/github/[^"]+)"', dom))
         assert colab and all(u.endswith(f"/book/zh/chapters/{stem}.ipynb") for u in colab), colab
         assert '<html lang="zh-CN"' in static or "<html lang='zh-CN'" in static
 
 
+def _figure(data: dict) -> bytes | None:
+    """A figure output's picture: PNG bytes, or SVG text without its metadata (a date)."""
+    if "image/svg+xml" in data:
+        svg = data["image/svg+xml"]
+        svg = "".join(svg) if isinstance(svg, list) else svg
+        return re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S).encode()
+    if "image/png" in data:
+        return base64.b64decode(data["image/png"])
+    return None
+
+
 def _pngs(executed: Path) -> list[bytes]:
-    return [base64.b64decode(out["data"]["image/png"])
-            for out in code_outputs(executed) if "image/png" in out.get("data", {})]
+    figures = (_figure(out.get("data", {})) for out in code_outputs(executed))
+    return [figure for figure in figures if figure is not None]
 
 
 def _stderr(executed: Path) -> str:
