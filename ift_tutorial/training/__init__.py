@@ -5,7 +5,9 @@
 * :mod:`~ift_tutorial.training.grpo`: ``grpo()``, TRL's ``GRPOTrainer`` on an SFT adapter with
   a verifiable reward (chapter 9); :mod:`~ift_tutorial.training.verifiable`: its tasks,
   whose reward is the evaluation's verdict; :mod:`~ift_tutorial.training.adapter_runs`: a
-  run that starts from an SFT adapter; :mod:`~ift_tutorial.training.grpo_cli`: ``ift-tutorial grpo``;
+  run that starts from an SFT adapter; :mod:`~ift_tutorial.training.grpo_cli` and
+  :mod:`~ift_tutorial.training.dpo_cli`: ``ift-tutorial grpo`` and ``dpo``, whose shared
+  options and checks live in :mod:`~ift_tutorial.training.adapter_cli`;
 * :mod:`~ift_tutorial.training.checkpoints`: crash-safe checkpoints and resume;
 * :mod:`~ift_tutorial.training.run_config`: what shapes a run's weights, recorded and checked on resume;
 * :mod:`~ift_tutorial.training.runlock`: one live run per output folder, no orphan ranks;

@@ -21,13 +21,19 @@ import logging
 import os
 import re
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from transformers import TrainerCallback
 
 from . import distributed
 from ..paths import display_path
+
+if TYPE_CHECKING:
+    from transformers import Trainer
+    from transformers.trainer_utils import TrainOutput
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +194,28 @@ def resolve_resume(output_dir: str | os.PathLike[str], resume: str) -> ResumeCho
             set_aside(folder)
     distributed.barrier()
     return choice
+
+
+def train_resuming(trainer: Trainer, checkpoint: str | None) -> tuple[TrainOutput, int, float]:
+    """``trainer.train()`` from ``checkpoint`` (None: from scratch), said and timed.
+
+    Args:
+        trainer: a ``transformers.Trainer`` (TRL's trainers are ones), callbacks in place.
+        checkpoint: what :func:`resolve_resume` chose (``ResumeChoice.checkpoint``).
+
+    Returns:
+        ``(result, step_at_start, train_seconds)``: what ``train`` returned, the step the
+        checkpoint had reached (its ``trainer_state.json``; 0 from scratch), and the seconds
+        ``train`` took.
+    """
+    step_at_start = 0
+    if checkpoint:
+        state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+        step_at_start = int(state.get("global_step", 0))
+        print(f"resuming from {display_path(checkpoint)} (step {step_at_start})", flush=True)
+    train_start = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    return result, step_at_start, time.perf_counter() - train_start
 
 
 class CompleteMarkerCallback(TrainerCallback):

@@ -29,7 +29,7 @@ from transformers import set_seed
 from . import distributed, finished_runs
 from .adapter_runs import (WEIGHTS, adapter_fingerprint, check_adapter_folder, load_trainable_adapter,
                            restore_trainable, snapshot_trainable)
-from .checkpoints import CompleteMarkerCallback, resolve_resume
+from .checkpoints import CompleteMarkerCallback, resolve_resume, train_resuming
 from .guards import NonFiniteLossGuard
 from .progress import replace_progress, summary_line, use_summary_line
 from .provenance import file_sha256
@@ -39,7 +39,7 @@ from .trainer import _checkpointing_args, _clear_frames, peak_rss_mb
 from ..config import ExperimentConfig
 from ..formatting import number, percent
 from ..instructions.preferences import load_preferences
-from ..paths import display_path, resolve_path
+from ..paths import resolve_path
 from ..planning.hardware import Precision, detect_precision, trainable_dtype
 
 
@@ -223,14 +223,7 @@ def _train_dpo(config: ExperimentConfig, adapter: Path, out: Path, resume: str,
     trainer = build_dpo_trainer(model, tokenizer, pairs, args, precision, callbacks=[
         RecordInCheckpoints(recorded), CompleteMarkerCallback(), NonFiniteLossGuard(config)])
     use_summary_line(trainer)
-    step_at_start = 0
-    if choice.checkpoint:
-        state = json.loads((Path(choice.checkpoint) / "trainer_state.json").read_text())
-        step_at_start = int(state.get("global_step", 0))
-        print(f"resuming from {display_path(choice.checkpoint)} (step {step_at_start})", flush=True)
-    train_start = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=choice.checkpoint)
-    train_seconds = time.perf_counter() - train_start
+    result, step_at_start, train_seconds = train_resuming(trainer, choice.checkpoint)
     model = trainer.model
     history = trainer.state.log_history
     if distributed.is_main_process():

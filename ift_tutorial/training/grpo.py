@@ -45,7 +45,7 @@ from transformers import set_seed
 from . import distributed, finished_runs
 from .adapter_runs import (adapter_fingerprint, check_adapter_folder, load_trainable_adapter,
                            restore_trainable, snapshot_trainable)
-from .checkpoints import CompleteMarkerCallback, resolve_resume
+from .checkpoints import CompleteMarkerCallback, resolve_resume, train_resuming
 from .guards import guards
 from .progress import replace_progress, summary_line
 from .provenance import file_sha256, run_versions
@@ -307,21 +307,15 @@ def _grpo(config: ExperimentConfig, adapter: Path, out: Path, resume: str, evalu
                                  callbacks=[RecordInCheckpoints(recorded), CompleteMarkerCallback(),
                                             *guards(config, model)])
     replace_progress(trainer, summary=False)
-    step_at_start = 0
-    if choice.checkpoint:
-        state = json.loads((Path(choice.checkpoint) / "trainer_state.json").read_text())
-        step_at_start = int(state.get("global_step", 0))
-        print(f"resuming from {display_path(choice.checkpoint)} (step {step_at_start})", flush=True)
-    train_start = time.perf_counter()
     with warnings.catch_warnings():  # TRL toggles checkpointing around each generation by the
         warnings.filterwarnings(  # old names, which transformers 5 warns about every step
             "ignore", r"`gradient_checkpointing_(enable|disable)` is deprecated", FutureWarning)
-        trainer.train(resume_from_checkpoint=choice.checkpoint)
+        _, step_at_start, train_seconds = train_resuming(trainer, choice.checkpoint)
     history = trainer.state.log_history
     curve = [{"step": e["step"], "reward": e["reward"]} for e in history if "reward" in e]
     metrics.update(steps=trainer.state.global_step, max_steps=trainer.state.max_steps,
                    resumed_from_step=step_at_start,
-                   train_seconds=round(time.perf_counter() - train_start, 1), reward_curve=curve,
+                   train_seconds=round(train_seconds, 1), reward_curve=curve,
                    advantage_example=log.example_group(s.num_generations),
                    same_reward_share=log.same_reward_share(s.num_generations),
                    sampled_rewards=[[r["reward"] for r in rows] for rows in log.batches])

@@ -30,10 +30,11 @@ from ift_tutorial.training.checkpoints import (
     find_resume_checkpoint,
     mark_complete,
     resolve_resume,
+    train_resuming,
     write_atomic,
 )
 from ift_tutorial.errors import UserFacingError
-from ift_tutorial.paths import PROJECT_ROOT
+from ift_tutorial.paths import PROJECT_ROOT, display_path
 
 STEPS = 6
 # Small and fast: 8 examples a step, one thread, checkpoints every 2 steps, no evaluation.
@@ -235,3 +236,27 @@ def test_write_atomic_replaces_whole_file(tmp_path: Path) -> None:
     write_atomic(target, "new")
     assert target.read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]  # no temporary left behind
+
+
+class _RecordingTrainer:
+    """Stands in for a Trainer: records what ``train`` was asked to resume from."""
+
+    def __init__(self) -> None:
+        self.asked: list[str | None] = []
+
+    def train(self, resume_from_checkpoint: str | None = None) -> str:
+        self.asked.append(resume_from_checkpoint)
+        return f"trained from {resume_from_checkpoint}"
+
+
+def test_train_resuming_says_the_step_it_resumes_from(tmp_path: Path, capsys) -> None:
+    ck = tmp_path / "checkpoint-4"
+    ck.mkdir()
+    (ck / "trainer_state.json").write_text(json.dumps({"global_step": 4}))
+    trainer = _RecordingTrainer()
+    result, step, seconds = train_resuming(trainer, str(ck))
+    assert (result, step) == (f"trained from {ck}", 4) and seconds >= 0
+    assert capsys.readouterr().out == f"resuming from {display_path(ck)} (step 4)\n"
+    result, step, _ = train_resuming(trainer, None)  # a fresh start: step 0, nothing said
+    assert (result, step) == ("trained from None", 0) and capsys.readouterr().out == ""
+    assert trainer.asked == [str(ck), None]
