@@ -8,10 +8,15 @@ download) to count parameters and plan memory. Every other module that needs a
 
 Values are those of the published ``config.json`` files. Chat/instruct variants
 share their base model's architecture (only tokenizer details and generation
-defaults differ), so they map to the same numbers. Besides the presets' models
-(Qwen2.5-7B, Llama-3.1-8B, OLMo-2-7B), two 2023 models stay for the book's
-comparisons: Llama-2-7B (plain multi-head attention, a 32k vocabulary) and
-Mistral-7B-v0.1 (sliding-window attention).
+defaults differ), so they map to the same numbers. Chapter 4 compares the presets'
+models (Qwen2.5-7B, Llama-3.1-8B, OLMo-2-7B); two 2023 models stay for chapter 2's
+key/value-cache comparison and chapter 11's licences: Llama-2-7B (plain multi-head
+attention, a 32k vocabulary) and Mistral-7B-v0.1 (sliding-window attention).
+
+Sources of the numbers: the models' ``config.json`` files on the Hugging Face Hub
+(``Qwen/Qwen2.5-7B``, ``meta-llama/Llama-3.1-8B``, ``allenai/OLMo-2-1124-7B``), the OLMo 2
+model card (32 layers, width 4096, 32 heads, context 4096) and, for the block layout,
+the OLMo 2 report (arXiv 2501.00656, section 3: norms on the sublayers' outputs, QK-norm).
 """
 
 from __future__ import annotations
@@ -144,7 +149,7 @@ def _olmo_2_7b() -> PretrainedConfig:
         bos_token_id=None,  # config.json has none; the tokenizer's BOS is <|endoftext|>
         eos_token_id=100257,  # <|endoftext|>
         pad_token_id=100277,  # <|pad|>
-    )  # OLMo 2 normalises queries and keys (q_norm, k_norm) and puts its norms after each block
+    )  # not a Llama block: RMSNorm on each sublayer's output, and on q and k (block_layout)
 
 
 #: Hub id -> a function building its architecture config. Keys are canonical hub ids.
@@ -231,4 +236,31 @@ def describe(config: Any) -> dict[str, Any]:
         "head_dim": getattr(config, "head_dim", None) or config.hidden_size // n_heads,
         "vocab": config.vocab_size,
         "tied_embeddings": bool(getattr(config, "tie_word_embeddings", False)),
+    }
+
+
+#: Model types whose blocks normalise each sublayer's *output* (``x + RMSNorm(f(x))``)
+#: and RMS-normalise queries and keys (QK-norm), instead of Llama's pre-norm.
+POST_SUBLAYER_NORM_TYPES = ("olmo2",)
+
+
+def block_layout(config: Any) -> dict[str, Any]:
+    """How a block is wired, beyond its sizes: where the norms sit, QK-norm, biases, RoPE.
+
+    Returns:
+        ``norm``: ``"input"`` (pre-norm, ``x + f(RMSNorm(x))``: Llama, Qwen2) or
+        ``"output"`` (``x + RMSNorm(f(x))``: OLMo 2); ``qk_norm``: queries and keys
+        RMS-normalised after their projections; ``qkv_bias``: biases on q, k, v (Qwen2);
+        ``rope_base``: RoPE's theta; ``rope_scaling``: ``"default"`` or the stretch a
+        long-context model applies (``"llama3"``).
+    """
+    model_type = getattr(config, "model_type", "")
+    rope = getattr(config, "rope_parameters", None) or {}
+    post = model_type in POST_SUBLAYER_NORM_TYPES
+    return {
+        "norm": "output" if post else "input",
+        "qk_norm": post,
+        "qkv_bias": model_type == "qwen2" or bool(getattr(config, "attention_bias", False)),
+        "rope_base": float(rope.get("rope_theta", 10000.0)),
+        "rope_scaling": rope.get("rope_type", "default"),
     }

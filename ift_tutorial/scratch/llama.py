@@ -12,7 +12,8 @@ The pieces, in the order a token meets them:
 Parameter names match ``transformers``' ``LlamaForCausalLM`` (without its
 ``model.`` prefix), so :func:`from_hf` copies weights one to one and the tests
 check that both produce the same logits. Qwen2 differs from Llama only by biases
-on the q/k/v projections, which this module supports too.
+on the q/k/v projections, which this module supports too. OLMo 2 is not this block:
+it normalises the sublayers' outputs and its queries and keys (:mod:`.olmo2`).
 
 The helpers at the end count the parameters of real 7B architectures built on
 PyTorch's ``meta`` device (shapes only, no memory).
@@ -241,11 +242,14 @@ class LlamaOutput(NamedTuple):
 class Llama(nn.Module):
     """A decoder-only causal language model: token ids in, next-token logits out."""
 
+    #: the block it stacks; a variant (``scratch.olmo2``) swaps in its own
+    block_class: type[nn.Module] = DecoderBlock
+
     def __init__(self, args: LlamaArgs) -> None:
         super().__init__()
         self.args = args
         self.embed_tokens = nn.Embedding(args.vocab_size, args.hidden_size)
-        self.layers = nn.ModuleList(DecoderBlock(args) for _ in range(args.num_layers))
+        self.layers = nn.ModuleList(self.block_class(args) for _ in range(args.num_layers))
         self.norm = RMSNorm(args.hidden_size, args.rms_norm_eps)
         self.rotary = RotaryEmbedding(args.head_dim, args.rope_theta)
         self.lm_head = nn.Linear(args.hidden_size, args.vocab_size, bias=False)
