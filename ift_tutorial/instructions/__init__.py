@@ -8,6 +8,8 @@ Modules, each importing only those listed before it:
   detection, and one record normalised into a conversation.
 - ``reading``: the file readers (JSONL, JSON, CSV, Parquet, a hub dataset), each record
   with its line or record number.
+- ``contamination``: the checks against the evaluation sets a config names (13-gram
+  overlap) and the near-duplicate filter (MinHash, ``datasketch``).
 - ``dataset``: a whole file loaded and checked (``load_conversations``), filtered with a
   counted :class:`~ift_tutorial.instructions.dataset.DataReport` (``prepare_dataset``,
   ``check_data``), and the ``ift-tutorial check-data`` command.

@@ -4,7 +4,9 @@
 into a conversation; :func:`prepare_dataset` also drops exact duplicates and, with a
 tokenizer, conversations longer than ``max_length`` tokens, and returns a
 ``datasets.Dataset`` with one column ``messages``; :func:`check_data` is the same
-check without the dataset (``ift-tutorial check-data``).
+check without the dataset (``ift-tutorial check-data``). With
+:class:`~ift_tutorial.instructions.contamination.DataChecks` they also drop near
+duplicates and check the data against evaluation sets (13-gram overlap).
 
 Bad input is an error that names the file, the line (1-based; the CSV header is
 line 1) or, for JSON and Parquet files, the record (0-based index), and the field.
@@ -23,6 +25,7 @@ from typing import Any
 
 from ..errors import DataError, UserFacingError
 from ..paths import display_path
+from .contamination import DataChecks, data_checks, find_overlaps, near_duplicates
 from .formats import FORMATS, Conversation, _Invalid, _normalize_record, detect_format
 from .reading import _read, _Source, is_local
 from .sources import HubSource
@@ -161,9 +164,18 @@ class DataReport:
     token_lengths: dict[str, float] | None = None  # min/median/max of the kept, in tokens
     ignored_fields: list[str] = field(default_factory=list)  # non-strict: unknown fields
     notes: list[str] = field(default_factory=list)  # a hub source: hub or fixture, filter, sample
+    # the first near duplicates dropped: {"dropped": place, "kept": place, "jaccard": 0.86}
+    near_duplicates: list[dict[str, Any]] = field(default_factory=list)
+    # per evaluation set: items, items sharing a 13-gram, an example (contamination.Overlap)
+    contamination: list[dict[str, Any]] = field(default_factory=list)
+    decontaminate: str | None = None  # "drop" or "report" the rows involved; None: not checked
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def overlap_counts(self) -> dict[str, int]:
+        """Evaluation items that share a 13-gram with the data, per set (its config keys)."""
+        return {o["name"]: o["n_overlapping"] for o in self.contamination}
 
     def __str__(self) -> str:
         lines = [f"{display_path(self.path)}: {self.n_read} conversations read ({self.format} format), "
@@ -190,7 +202,23 @@ class DataReport:
                          f"median {t['median']:.0f}, max {t['max']:.0f}")
         if self.ignored_fields:
             lines.append(f"  ignored fields: {', '.join(self.ignored_fields)}")
-        return "\n".join(lines)
+        return "\n".join(lines + self._check_lines())
+
+    def _check_lines(self) -> list[str]:
+        unit = "line" if self.unit == "line" else "record"
+        lines = [f"  near duplicate: {unit} {d['dropped']} is like {unit} {d['kept']} "
+                 f"(Jaccard {d['jaccard']:.2f})" for d in self.near_duplicates[:1]]
+        if self.decontaminate is not None:
+            action = "dropped" if self.decontaminate == "drop" else "reported, kept"
+            lines.append(f"  overlap with the evaluation sets (13-grams; training rows {action}):")
+        for o in self.contamination:
+            lines.append(f"    {o['name']} ({o['source']}): {o['n_overlapping']} of "
+                         f"{o['n_items']} items")
+            if o["example"]:
+                e = o["example"]
+                lines.append(f"      e.g. item {e['item']}: \"{e['shared']}\" also in {unit} "
+                             f"{e['train']}")
+        return lines
 
 
 def length_statistics(conversations: Iterable[Conversation], tokenizer: Any) -> list[int]:
@@ -209,8 +237,8 @@ def length_statistics(conversations: Iterable[Conversation], tokenizer: Any) -> 
     return lengths
 
 
-def _filter(loaded: _Loaded, tokenizer: Any, max_length: int | None,
-            deduplicate: bool) -> tuple[list[Conversation], DataReport]:
+def _filter(loaded: _Loaded, tokenizer: Any, max_length: int | None, deduplicate: bool,
+            checks: DataChecks | None = None) -> tuple[list[Conversation], DataReport]:
     report = DataReport(path=loaded.source.path, format=loaded.format,
                         n_read=len(loaded.conversations), n_kept=0, unit=loaded.source.unit,
                         n_system_added=loaded.n_system_added, max_length=max_length,
@@ -231,6 +259,8 @@ def _filter(loaded: _Loaded, tokenizer: Any, max_length: int | None,
         seen.add(key)
         kept.append(conv)
         kept_where.append(where)
+    if checks is not None:
+        kept, kept_where = _check(kept, kept_where, checks, report, drop)
     if tokenizer is not None:
         lengths = length_statistics(kept, tokenizer)
         if max_length is not None:
@@ -249,16 +279,45 @@ def _filter(loaded: _Loaded, tokenizer: Any, max_length: int | None,
     return kept, report
 
 
+def _check(kept: list[Conversation], kept_where: list[int], checks: DataChecks,
+           report: DataReport, drop: Any) -> tuple[list[Conversation], list[int]]:
+    """Near duplicates, then overlap with the evaluation sets; both counted in ``report``."""
+    gone: set[int] = set()
+    if checks.near_duplicate_threshold is not None:
+        for d in near_duplicates(kept, checks.near_duplicate_threshold):
+            drop("near_duplicate", kept_where[d.dropped])
+            gone.add(d.dropped)
+            if len(report.near_duplicates) < MAX_EXAMPLES_SHOWN:
+                report.near_duplicates.append({"dropped": kept_where[d.dropped],
+                                               "kept": kept_where[d.kept], "jaccard": d.jaccard})
+    left = [i for i in range(len(kept)) if i not in gone]
+    if checks.eval_sets:
+        overlaps, involved = find_overlaps([kept[i] for i in left], checks.eval_sets)
+        for o in overlaps:
+            if o.example:  # an index among the rows checked -> the line or record
+                o.example["train"] = kept_where[left[o.example["train"]]]
+        report.contamination = [asdict(o) for o in overlaps]
+        report.decontaminate = checks.decontaminate
+        if checks.decontaminate == "drop":
+            for j in sorted(involved):
+                drop("contaminated", kept_where[left[j]])
+            left = [i for j, i in enumerate(left) if j not in involved]
+    return [kept[i] for i in left], [kept_where[i] for i in left]
+
+
 def prepare_dataset(path_or_id: str | HubSource, tokenizer: Any = None,
                     max_length: int | None = None, deduplicate: bool = True,
                     format: str = "auto", split: str = "train",
-                    system_prompt: str | None = None, strict: bool | None = None):
+                    system_prompt: str | None = None, strict: bool | None = None,
+                    checks: DataChecks | None = None):
     """Load, validate and filter instruction data into a ``datasets.Dataset``.
 
     Args:
         tokenizer: with ``max_length``, drop (and count) conversations whose chat
             template rendering is longer than ``max_length`` tokens.
         deduplicate: drop (and count) exact duplicate conversations, keeping the first.
+        checks: drop (and count) near duplicates and check against evaluation sets
+            (:func:`~ift_tutorial.instructions.contamination.data_checks` of a config).
         Others: as in :func:`load_conversations`.
 
     Returns:
@@ -276,13 +335,14 @@ def prepare_dataset(path_or_id: str | HubSource, tokenizer: Any = None,
     import datasets
 
     loaded = _load(path_or_id, format, split, system_prompt, strict)
-    kept, report = _filter(loaded, tokenizer, max_length, deduplicate)
+    kept, report = _filter(loaded, tokenizer, max_length, deduplicate, checks)
     return datasets.Dataset.from_dict({"messages": kept}), report
 
 
 def check_data(path: str | HubSource, format: str = "auto", tokenizer: Any = None,
                max_length: int | None = None, system_prompt: str | None = None,
-               deduplicate: bool = True, strict: bool | None = None) -> DataReport:
+               deduplicate: bool = True, strict: bool | None = None,
+               checks: DataChecks | None = None) -> DataReport:
     """Validate a data file and report what training would keep.
 
     Args:
@@ -290,6 +350,7 @@ def check_data(path: str | HubSource, format: str = "auto", tokenizer: Any = Non
         tokenizer, max_length: count (and report) conversations over ``max_length`` tokens.
         strict: fields the format does not use are an error (default for files), or
             ignored and listed in the report (``False``, as training reads a file).
+        checks: near duplicates and evaluation-set overlap, as in :func:`prepare_dataset`.
 
     Raises:
         DataError: naming the file, the line and the field of the first problem.
@@ -301,7 +362,7 @@ def check_data(path: str | HubSource, format: str = "auto", tokenizer: Any = Non
         True
     """
     loaded = _load(path, format, "train", system_prompt, strict)
-    return _filter(loaded, tokenizer, max_length, deduplicate)[1]
+    return _filter(loaded, tokenizer, max_length, deduplicate, checks)[1]
 
 
 def check_data_cli(args: Any) -> int:
@@ -310,10 +371,14 @@ def check_data_cli(args: Any) -> int:
     Prints the report and returns 0 when the file is valid; prints
     ``error: FILE, line N, field 'F': message`` to stderr and returns 2 when it is not
     (the CLI's status for every input a user can fix).
-    With ``--config``, the preset's tokenizer counts examples over its ``max_length``
-    and its ``data.system_prompt`` and ``data.deduplicate`` apply as in training.
+    With ``--config``, the preset's tokenizer counts examples over its ``max_length``,
+    its ``data`` settings apply as in training, and the file is checked against the
+    evaluation sets it names; without, only the near-duplicate filter's default applies.
     """
+    from ..settings import DataSettings
+
     tokenizer, max_length, system_prompt, deduplicate = None, None, None, True
+    cfg = None
     if args.config:
         from ..config import load_config
         from ..loading import load_tokenizer
@@ -328,10 +393,12 @@ def check_data_cli(args: Any) -> int:
                 "--config to check the file alone") from None
         max_length, system_prompt = cfg.model.max_length, cfg.data.system_prompt
         deduplicate = cfg.data.deduplicate
-    try:
+    try:  # an evaluation set that cannot be read is the same kind of error
+        checks = (data_checks(cfg) if cfg is not None
+                  else DataChecks(DataSettings.near_duplicate_threshold))
         report = check_data(args.path, format=args.format, tokenizer=tokenizer,
                             max_length=max_length, system_prompt=system_prompt,
-                            deduplicate=deduplicate,
+                            deduplicate=deduplicate, checks=checks,
                             strict=False if getattr(args, "ignore_extra_fields", False) else None)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
