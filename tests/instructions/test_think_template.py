@@ -6,6 +6,8 @@ import pytest
 from trl.chat_template_utils import is_chat_template_stop_token_trained
 
 from ift_tutorial.config import ModelSettings
+from ift_tutorial.inference.generation import end_of_turn_token_id
+from ift_tutorial.instructions.turns import one_sample_per_turn, split_turns
 from ift_tutorial.loading import load_tokenizer
 from ift_tutorial.paths import CONFIGS_DIR, TINY_MODEL_DIR
 
@@ -49,3 +51,34 @@ def test_generation_prompt_with_and_without_thinking(tokenizer):
     off = tokenizer.apply_chat_template(history, tokenize=False, add_generation_prompt=True, enable_thinking=False)
     assert on.endswith("<|assistant|>\n") and "<think>" not in on  # earlier reasoning is dropped
     assert off == on + "<think>\n\n</think>\n\n"
+
+
+def trained_text(tokenizer, conversation) -> str:
+    out = tokenizer.apply_chat_template(conversation, return_dict=True,
+                                        return_assistant_tokens_mask=True)
+    return tokenizer.decode([t for t, m in zip(out["input_ids"], out["assistant_masks"]) if m])
+
+
+def test_an_earlier_answer_without_its_reasoning_is_never_trained(tokenizer):
+    # The first answer, "12", is in the history without its reasoning: a target there would
+    # teach the model to answer without thinking. Only the last turn is trained.
+    assert trained_text(tokenizer, CONVERSATION) == (
+        f"<think>\n6 + 4 = 10, 10 + 4 = 14.\n</think>\n\n14{tokenizer.eos_token}")
+
+
+def test_one_sample_per_turn_trains_every_turn_with_its_own_reasoning(tokenizer):
+    samples = one_sample_per_turn(CONVERSATION)
+    assert [len(s) for s in samples] == [2, 4]
+    eos = tokenizer.eos_token
+    assert [trained_text(tokenizer, s) for s in samples] == [
+        f"<think>\n7 + 3 = 10, 10 + 2 = 12.\n</think>\n\n12{eos}",
+        f"<think>\n6 + 4 = 10, 10 + 4 = 14.\n</think>\n\n14{eos}"]
+    expanded, added = split_turns([CONVERSATION, CONVERSATION[:2]])
+    assert len(expanded) == 3 and added == 1
+
+
+def test_the_end_of_a_turn_is_still_found(tokenizer):
+    # A history that ends with the user is no training sample: the end-of-turn check of the
+    # package (and TRL's) still sees EOS close an assistant turn.
+    assert end_of_turn_token_id(tokenizer) == tokenizer.eos_token_id
+    assert is_chat_template_stop_token_trained(tokenizer)
