@@ -9,8 +9,12 @@
   conversations;
 * :mod:`~ift_tutorial.evaluation.runner`: the whole evaluation of a config
   (``evaluate_model``, ``evaluate_config``, ``ift-tutorial evaluate``);
-* :mod:`~ift_tutorial.evaluation.report`: the book's before/after table and the
-  lm-evaluation-harness command.
+* :mod:`~ift_tutorial.evaluation.statistics`: each score's 95 % interval and the paired
+  test of each before/after change, from the suites' per-item ``outcomes``;
+* :mod:`~ift_tutorial.evaluation.report`: the book's before/after table, the maker's
+  Instruct model as a reference point and the lm-evaluation-harness command;
+* :mod:`~ift_tutorial.evaluation.merges`: the merged model measured against the 4-bit
+  model it came from (merged into W, or into NF4(W)).
 
 Every answer comes from :func:`ift_tutorial.inference.generation.generate_responses`
 (evaluation imports inference, never the reverse). Import a name from the module that

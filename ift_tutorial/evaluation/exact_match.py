@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from ..inference.generation import answer_conversations, greedy_continuations
+from ..inference.generation import answer_conversations, greedy_answers
 from ..tinyworld.tasks import is_exact_match as _is_exact_match
 
 
@@ -73,7 +73,9 @@ def evaluate_exact_match(
 
     Returns:
         ``exact_match`` (overall), ``by_task`` (per ``task``/``lang`` field when present),
-        ``n`` and ``predictions`` (prompt, reference, prediction, stopped, correct).
+        ``n``, ``predictions`` (prompt, reference, prediction, stopped, correct) and
+        ``outcomes`` (``{"exact_match": [1 or 0 per example, in order]}``, for the
+        interval and the paired test of :mod:`ift_tutorial.evaluation.statistics`).
     """
     prompts = [ex["messages"][:-1] for ex in examples]
     references = [ex["messages"][-1]["content"] for ex in examples]
@@ -94,6 +96,7 @@ def evaluate_exact_match(
         "by_task": {k: sum(v) / len(v) for k, v in sorted(groups.items())},
         "n": len(examples),
         "predictions": rows,
+        "outcomes": {"exact_match": [int(r["correct"]) for r in rows]},
     }
 
 
@@ -109,8 +112,9 @@ def complete(
     Each prompt starts with BOS, like every pretraining document.
     """
     texts = [(tokenizer.bos_token or "") + p for p in prompts]
-    return greedy_continuations(model, tokenizer, texts, max_new_tokens, batch_size,
-                                tokenizer.eos_token_id)
+    answers = greedy_answers(model, tokenizer, texts, max_new_tokens, batch_size,
+                             tokenizer.eos_token_id)
+    return [a.text for a in answers]  # not stripped: the probe reads the first word itself
 
 
 def completion_accuracy(

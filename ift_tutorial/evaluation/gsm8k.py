@@ -178,7 +178,8 @@ def score_gsm8k(problems: Sequence[GSM8KProblem], responses: Sequence[str]) -> d
         ``by_lang`` (both accuracies and ``num_problems`` per ``lang``) and ``results``:
         per problem, in order, ``index``, ``lang``, ``target``, the extracted
         ``flexible`` and ``strict`` numbers (None when absent) and whether each is
-        ``flexible_correct`` / ``strict_correct``.
+        ``flexible_correct`` / ``strict_correct``; ``outcomes``: 1 or 0 per problem, in
+        order, under the metrics' keys ``gsm8k_flexible_acc`` and ``gsm8k_strict_acc``.
 
     Example:
         >>> p = [GSM8KProblem("2+2?", "#### 4", "4"), GSM8KProblem("3+3?", "#### 6", "6")]
@@ -206,7 +207,9 @@ def score_gsm8k(problems: Sequence[GSM8KProblem], responses: Sequence[str]) -> d
     return accuracies(results) | {
         "by_lang": {lang: accuracies([r for r in results if r["lang"] == lang])
                     for lang in langs},
-        "results": results}
+        "results": results,
+        "outcomes": {f"gsm8k_{level}_acc": [int(r[f"{level}_correct"]) for r in results]
+                     for level in ("flexible", "strict")}}
 
 
 # --- a set of a config, answered by a model ---------------------------------------------

@@ -26,6 +26,9 @@ TABLE_ROWS = (
     ("GSM8K flexible", "gsm8k_flexible_acc"),
     ("GSM8K strict", "gsm8k_strict_acc"),
     ("answer-token perplexity", "answer_perplexity"),
+    ("general knowledge, multiple choice", "mc_acc"),
+    ("harmful requests refused", "refusal_rate"),
+    ("harmless requests refused", "over_refusal_rate"),
 )
 
 
@@ -67,7 +70,9 @@ def before_after_table(metrics: dict[str, Any]):
     The rows of :func:`before_after_values`, labels in the edition's language; accuracies
     as percentages (with the interval where the metrics give one:
     ``<key>_before_interval = [low, high]``), the perplexity as its two values, never
-    as a difference; a score measured on one side only says so.
+    as a difference; a score measured on one side only says so. Where the metrics hold
+    paired tests (``<key>_paired``, :mod:`ift_tutorial.evaluation.statistics`), a third
+    column gives the change on the same items in points and its p-value.
 
     Example:
         >>> tab = before_after_table({"exact_match_before": 0.0, "exact_match_after": 0.756,
@@ -78,6 +83,7 @@ def before_after_table(metrics: dict[str, Any]):
     """
     from ..book.tables import format_cell, table
     from ..i18n import t
+    from .statistics import format_paired
 
     keys = dict(TABLE_ROWS)
     by_task = [metrics.get(f"exact_match_by_task_{w}") or {} for w in ("before", "after")]
@@ -87,7 +93,7 @@ def before_after_table(metrics: dict[str, Any]):
         if key == "answer_perplexity":  # two values, never their difference
             rows.append({"metric": t(label),
                          **{w: format_cell(metrics.get(f"{key}_{w}"), "perplexity")
-                            for w in ("before", "after")}})
+                            for w in ("before", "after")}, "paired": "–"})
             continue
         if key is None:  # a task ("city") or a language ("lang:zh") of exact match
             task = label.removeprefix("exact match: ")
@@ -97,8 +103,12 @@ def before_after_table(metrics: dict[str, Any]):
         else:
             pair, label = [_with_interval(metrics, key, w) for w in ("before", "after")], t(label)
         rows.append({"metric": label, "before": format_cell(pair[0], "percent_interval"),
-                     "after": format_cell(pair[1], "percent_interval")})
-    return table(rows, columns={"metric": "metric", "before": "before", "after": "after"})
+                     "after": format_cell(pair[1], "percent_interval"),
+                     "paired": format_paired(metrics.get(f"{key}_paired")) or "–"})
+    columns = {"metric": "metric", "before": "before", "after": "after"}
+    if any(k.endswith("_paired") for k in metrics):
+        columns["paired"] = "change, paired test"
+    return table(rows, columns=columns)
 
 
 #: Rows of :func:`compare_with_shipped` besides exact match: (label, metrics.json key without
@@ -220,3 +230,97 @@ def lm_eval_command(config: ExperimentConfig, adapter: str | os.PathLike[str],
     return (f"lm_eval --model hf --model_args {','.join(args)} --apply_chat_template "
             f"--tasks ifeval,gsm8k --num_fewshot 0 --gen_kwargs '{gen}' "
             f"--batch_size 8 --seed 0 --output_path {output} --log_samples")
+
+
+# --- the model maker's own Instruct model, a reference point (7B presets) ------------------
+
+
+def reference_settings(settings: Any) -> Any | None:
+    """The ``model`` settings of the maker's Instruct model (``model.instruct_reference``), or
+    None when the preset names none (the tiny model has no Instruct version).
+
+    It loads in 4 bits like the base, with its own tokenizer and chat template: it is
+    scored as its maker ships it. A rehearsal loads its stand-in
+    (``instruct_reference_load_from``) under the base's name and template, which the
+    stand-in was built for.
+    """
+    import dataclasses
+
+    if not settings.instruct_reference:
+        return None
+    stand_in = settings.instruct_reference_load_from
+    return dataclasses.replace(
+        settings, name_or_path=settings.name_or_path if stand_in else settings.instruct_reference,
+        load_from=stand_in, revision=None if not stand_in else settings.revision,
+        chat_template=settings.chat_template if stand_in else None,
+        instruct_reference=None, instruct_reference_load_from=None)
+
+
+def evaluate_instruct_reference(config: ExperimentConfig, output_dir: str | os.PathLike[str]
+                                ) -> dict[str, Any] | None:
+    """The maker's Instruct model through the same evaluation as the tuned model, or None.
+
+    Same sets, same seeded subsets and the same greedy decoding
+    (:func:`ift_tutorial.evaluation.runner.evaluate_model`), so its per-item outcomes pair
+    with the tuned model's. The report (outcomes included) is saved as
+    ``output_dir/reference.json`` and read back by a later call for the same model: at 7B
+    the evaluation decodes for some ten minutes on a T4.
+    """
+    from pathlib import Path
+
+    settings = reference_settings(config.model)
+    if settings is None:
+        return None
+    path = Path(output_dir) / "reference.json"
+    wanted = {"model": config.model.instruct_reference, **config.marker()}
+    if path.is_file():
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if all(saved.get(k) == v for k, v in wanted.items()) and \
+                bool(saved.get("rehearsal")) == config.rehearsal:
+            return saved
+    import dataclasses
+
+    import torch
+
+    from ..inference.generation import load_for_inference
+    from .runner import evaluate_model
+
+    reference_config = dataclasses.replace(config, model=settings)
+    model, tokenizer = load_for_inference(reference_config)
+    report = {**wanted, **evaluate_model(model, tokenizer, reference_config)}
+    del model  # one 4-bit 7B model less on the GPU
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
+    return report
+
+
+def reference_table(tuned: dict[str, Any], reference: dict[str, Any] | None):
+    """The tuned model next to the maker's Instruct model: each accuracy with its interval,
+    and the paired test of the difference on the same items (reference minus tuned).
+
+    ``reference`` None (no Instruct model for this base) leaves its columns explained.
+    """
+    from ..book.tables import format_cell, table
+    from ..i18n import t
+    from .statistics import format_paired, intervals, paired_tests
+
+    ref = reference or {}
+    spans = intervals(tuned, "tuned") | intervals(ref, "reference")
+    tests = paired_tests(tuned, ref)
+    rows = []
+    for label, key in TABLE_ROWS:
+        if key == "answer_perplexity" or tuned.get(key) is None:
+            continue
+        cells = [(tuned.get(key), spans.get(f"{key}_tuned_interval")),
+                 (ref.get(key), spans.get(f"{key}_reference_interval"))]
+        cells = [(v, *span) if v is not None and span else v for v, span in cells]
+        rows.append({"metric": t(label), "tuned": format_cell(cells[0], "percent_interval"),
+                     "reference": (format_cell(cells[1], "percent_interval")
+                                   if reference else None),
+                     "paired": format_paired(tests.get(f"{key}_paired")) if reference else None})
+    return table(rows, columns={"metric": "metric", "tuned": "tuned model",
+                                "reference": "maker's Instruct model",
+                                "paired": "difference, paired test"},
+                 missing="no Instruct model of this base")

@@ -18,6 +18,10 @@ Four measurements, before and after tuning, each on a held-out set named in the 
 * **Answer-token perplexity** on held-out conversations (:mod:`ift_tutorial.evaluation.perplexity`),
   counting the assistant's tokens only (the same tokens that get a loss in training): ``exp``
   of the mean negative log-likelihood per answer token. The report calls it ``answer_perplexity``.
+* **General ability** (forgetting; :mod:`ift_tutorial.evaluation.multiple_choice`): multiple-choice
+  questions scored by the likelihood of each option, ``mc_acc`` (``data.eval_multiple_choice``).
+* **Refusals** (:mod:`ift_tutorial.evaluation.refusal`): the share of harmful requests refused,
+  ``refusal_rate``, and of harmless look-alikes, ``over_refusal_rate`` (``data.eval_refusal``).
 
 Decoding is greedy, with the ``max_new_tokens`` of each set, and stops on EOS and the
 chat template's end-of-turn token; the same settings serve the base and the tuned
@@ -45,6 +49,7 @@ from ..tinyworld.tasks import read_tasks
 from .exact_match import evaluate_exact_match
 from .gsm8k import evaluate_gsm8k, gsm8k_prompt, read_gsm8k_set
 from .ifeval.scoring import evaluate_ifeval, read_ifeval_set, score_ifeval
+from .multiple_choice import evaluate_multiple_choice, fitting, read_choice_set
 from .perplexity import perplexity, read_perplexity_set
 
 
@@ -93,9 +98,13 @@ SUMMARY_KEYS = (
     "ifeval_inst_level_strict_acc", "ifeval_inst_level_loose_acc", "ifeval_by_set", "ifeval_by_lang",
     "gsm8k_flexible_acc", "gsm8k_strict_acc", "gsm8k_by_lang",
     "answer_perplexity",
+    "mc_acc", "mc_by_lang", "refusal_rate", "over_refusal_rate", "refusal_by_lang",
 )
 #: Per-example outputs of a report (kept out of summaries; saved by evaluate_config and train).
-DETAIL_KEYS = ("predictions", "ifeval_results", "gsm8k_results")
+#: ``outcomes``: 1 or 0 per item of each accuracy, in the suite's fixed order, so that before
+#: and after pair up item by item (:mod:`ift_tutorial.evaluation.statistics`).
+DETAIL_KEYS = ("predictions", "ifeval_results", "gsm8k_results", "outcomes", "outcome_groups",
+               "mc_results", "refusal_results")
 
 
 def decoding_settings(config: ExperimentConfig, tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
@@ -106,7 +115,8 @@ def decoding_settings(config: ExperimentConfig, tokenizer: PreTrainedTokenizerBa
             "max_new_tokens": {
                 "exact_match": tr.max_new_tokens,
                 "ifeval": data.eval_ifeval_max_new_tokens,
-                "gsm8k": data.eval_gsm8k_max_new_tokens},
+                "gsm8k": data.eval_gsm8k_max_new_tokens,
+                **({"refusal": data.eval_refusal_max_new_tokens} if data.eval_refusal else {})},
             "batch_size": tr.eval_batch_size}
 
 
@@ -139,12 +149,14 @@ def evaluate_model(
     """
     data, tr, cap = config.data, config.training, config.data.max_eval_examples
     decoding = decoding_settings(config, tokenizer)
-    report: dict[str, Any] = {"decoding": decoding, "data_sources": {}, "skipped": []}
+    report: dict[str, Any] = {"decoding": decoding, "data_sources": {}, "skipped": [],
+                              "outcomes": {}, "outcome_groups": {}}
     if data.eval_exact_match:
         examples = read_tasks(data.eval_exact_match)[: cap or None]
         em = evaluate_exact_match(model, tokenizer, examples, tr.max_new_tokens, tr.eval_batch_size)
         report.update(exact_match=em["exact_match"], exact_match_by_task=em["by_task"],
                       n_exact_match=em["n"], predictions=em["predictions"])
+        report["outcomes"].update(em["outcomes"])
         report["data_sources"]["exact_match"] = [f"read {display_path(data.eval_exact_match)}"]
     else:
         report["exact_match"] = None
@@ -152,6 +164,8 @@ def evaluate_model(
     if data.eval_ifeval:
         part = _ifeval_part(model, tokenizer, config, decoding["max_new_tokens"]["ifeval"])
         report["data_sources"]["ifeval"] = part.pop("sources")
+        report["outcomes"].update(part.pop("outcomes"))
+        report["outcome_groups"].update(part.pop("outcome_groups"))
         report.update(part)
     else:
         report["ifeval_prompt_level_strict_acc"] = None
@@ -166,6 +180,7 @@ def evaluate_model(
         report.update(gsm8k_flexible_acc=g["flexible_acc"], gsm8k_strict_acc=g["strict_acc"],
                       gsm8k_by_lang=g["by_lang"], n_gsm8k=g["num_problems"],
                       gsm8k_results=g["results"])
+        report["outcomes"].update(g["outcomes"])
         report["data_sources"]["gsm8k"] = notes
     else:
         report["gsm8k_flexible_acc"] = None
@@ -180,6 +195,12 @@ def evaluate_model(
     else:
         report["answer_perplexity"] = None
         report["skipped"].append("answer_perplexity: data.eval_perplexity is null")
+    for part in (multiple_choice_report(model, tokenizer, config),
+                 refusal_report(model, tokenizer, config)):
+        report["skipped"] += part.pop("skipped", [])
+        report["outcomes"].update(part.pop("outcomes", {}))
+        report["data_sources"].update(part.pop("data_sources", {}))
+        report.update(part)
     return report
 
 
@@ -211,7 +232,60 @@ def _ifeval_part(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
                for r, name, p in zip(report["results"], names, prompts)]
     return {f"ifeval_{k}": report[k] for k in accuracies} | {
         "ifeval_by_set": by_set, "ifeval_by_lang": report["by_lang"], "n_ifeval": len(prompts),
-        "ifeval_results": results, "sources": sources}
+        "ifeval_results": results, "sources": sources, "outcomes": report["outcomes"],
+        "outcome_groups": report["outcome_groups"]}
+
+
+def multiple_choice_report(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
+                           config: ExperimentConfig) -> dict[str, Any]:
+    """General ability: the config's multiple-choice sets, scored by likelihood.
+
+    Returns:
+        ``mc_acc``, ``mc_by_lang``, ``n_mc``, ``mc_results``, ``outcomes`` and
+        ``data_sources``; or ``mc_acc`` None and ``skipped`` when the config has no set.
+    """
+    data = config.data
+    if not data.eval_multiple_choice:
+        return {"mc_acc": None, "mc_by_lang": None,
+                "skipped": ["multiple_choice: data.eval_multiple_choice is null"]}
+    items, notes = [], []
+    for source in parse_sources(data.eval_multiple_choice, "data.eval_multiple_choice"):
+        found, found_notes = read_choice_set(source)
+        found = fitting(found, tokenizer, data.eval_multiple_choice_format,
+                        config.model.max_length, found_notes)
+        items += _subset(found, data.eval_multiple_choice_examples, data.max_eval_examples,
+                         data.eval_seed, "questions", found_notes)
+        notes += found_notes
+    mc = evaluate_multiple_choice(model, tokenizer, items, data.eval_multiple_choice_format,
+                                  config.training.eval_batch_size)
+    return {"mc_acc": mc["accuracy"], "mc_by_lang": mc["by_lang"], "n_mc": mc["n"],
+            "mc_results": mc["results"], "outcomes": {"mc_acc": mc["outcomes"]},
+            "data_sources": {"multiple_choice": notes}}
+
+
+def refusal_report(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
+                   config: ExperimentConfig) -> dict[str, Any]:
+    """Refusals of the config's probe set: harmful requests and harmless look-alikes.
+
+    Returns:
+        ``refusal_rate``, ``over_refusal_rate``, ``refusal_by_lang``, ``n_refusal``,
+        ``refusal_results``, ``outcomes`` and ``data_sources``; or ``refusal_rate`` None
+        and ``skipped`` when the config has no probe set.
+    """
+    from .refusal import evaluate_refusal, read_probes
+
+    data = config.data
+    if not data.eval_refusal:
+        return {"refusal_rate": None, "over_refusal_rate": None, "refusal_by_lang": None,
+                "skipped": ["refusal: data.eval_refusal is null"]}
+    probes, notes = read_probes(data.eval_refusal)
+    probes = _subset(probes, None, data.max_eval_examples, data.eval_seed, "probes", notes)
+    r = evaluate_refusal(model, tokenizer, probes, data.eval_refusal_max_new_tokens,
+                         config.training.eval_batch_size)
+    return {"refusal_rate": r["refusal_rate"], "over_refusal_rate": r["over_refusal_rate"],
+            "refusal_by_lang": r["by_lang"], "n_refusal": r["n"],
+            "refusal_results": r["results"], "outcomes": r["outcomes"],
+            "data_sources": {"refusal": notes}}
 
 
 def evaluate_config(

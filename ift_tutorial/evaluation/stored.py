@@ -70,5 +70,36 @@ def stored_reports(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], dic
         for name, (key, answer) in ANSWER_FILES.items():
             if (folder / name).is_file():
                 report[key] = _rows(folder / name, answer, when)
+        report |= per_item_outcomes(report)
         reports.append(report)
     return reports[0], reports[1]
+
+
+def per_item_outcomes(report: dict[str, Any]) -> dict[str, dict[str, list[int]]]:
+    """``outcomes`` and ``outcome_groups`` of a stored report, read from its answer rows.
+
+    What the suites report live (:mod:`ift_tutorial.evaluation.statistics` turns them into
+    intervals and paired tests). IFEval's instruction level needs each instruction's
+    verdict (``follow_instruction_list``), which older runs did not store: then only its
+    prompt level has outcomes.
+    """
+    from .ifeval.scoring import per_item_outcomes as ifeval_outcomes
+
+    outcomes: dict[str, list[int]] = {}
+    groups: dict[str, list[int]] = {}
+    if report.get("predictions"):
+        outcomes["exact_match"] = [int(bool(r.get("correct"))) for r in report["predictions"]]
+    ifeval = report.get("ifeval_results") or []
+    if ifeval and all("follow_instruction_list_loose" in r for r in ifeval):
+        found = ifeval_outcomes(ifeval)
+        outcomes |= found["outcomes"]
+        groups |= found["outcome_groups"]
+    elif ifeval:
+        for level, suffix in (("strict", ""), ("loose", "_loose")):
+            outcomes[f"ifeval_prompt_level_{level}_acc"] = [
+                int(bool(r.get(f"follow_all_instructions{suffix}"))) for r in ifeval]
+    for level in ("flexible", "strict"):
+        if report.get("gsm8k_results"):
+            outcomes[f"gsm8k_{level}_acc"] = [int(bool(r.get(f"{level}_correct")))
+                                              for r in report["gsm8k_results"]]
+    return {"outcomes": outcomes, "outcome_groups": groups}

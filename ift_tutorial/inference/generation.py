@@ -152,23 +152,6 @@ class Answer:
     stopped: bool  # a stop token ended it (not the token limit)
 
 
-def greedy_continuations(
-    model: torch.nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
-    texts: Sequence[str],
-    max_new_tokens: int,
-    batch_size: int,
-    eos_token_id: int | list[int],
-) -> list[str]:
-    """Greedy continuations of fully formatted texts (special tokens already written).
-
-    Returns:
-        The new text of each prompt, special tokens removed (not stripped).
-    """
-    answers = greedy_answers(model, tokenizer, texts, max_new_tokens, batch_size, eos_token_id)
-    return [a.text for a in answers]
-
-
 @torch.no_grad()
 def greedy_answers(
     model: torch.nn.Module,
@@ -180,8 +163,14 @@ def greedy_answers(
 ) -> list[Answer]:
     """Greedy continuations of fully formatted texts, each with whether a stop token ended it.
 
-    Texts are padded on the *left*, so that in a batch every prompt ends at the same
-    position and new tokens line up.
+    The one place that decodes and tells a finished answer from a cut-off one: chat turns
+    (:func:`answer_conversations`) and the evaluation's plain-text continuations both come
+    through here. Texts are padded on the *left*, so that in a batch every prompt ends at the
+    same position and new tokens line up.
+
+    Args:
+        texts: fully formatted texts (special tokens already written).
+        eos_token_id: the stop token(s).
 
     Returns:
         One :class:`Answer` per text (special tokens removed, not stripped).

@@ -5,6 +5,13 @@ adding ``B @ A`` to NF4 weights would require re-quantising the sum, which round
 the update away and changes the model's outputs. The merged folder loads with a
 plain ``AutoModelForCausalLM.from_pretrained`` and needs no peft at all.
 
+Which 16-bit weights: the adapter was trained on top of NF4(W), the 4-bit base, so
+``merge_into="original"`` (the default, as PEFT's ``merge_and_unload`` on a 16-bit reload)
+gives ``W + s·BA``, which also takes away the quantisation error W - NF4(W) that training
+saw; ``merge_into="nf4"`` gives ``NF4(W) + s·BA`` (W quantised and dequantised exactly as
+bitsandbytes does when it loads the base, :func:`nf4_weight`): the very model that was
+trained and evaluated, in 16 bits.
+
 :func:`merge_adapter` (``ift-tutorial merge``) reads the base's safetensors shard by
 shard on the CPU and adds ``scale * B @ A`` to the weights in each one, so a 7B model
 merges on a machine with less memory than the model. :func:`load_merged` does the same
@@ -61,7 +68,8 @@ def load_merged(config: ExperimentConfig, adapter_dir: str | Path, dtype: str = 
 
 
 def merge_adapter(
-    config: ExperimentConfig, adapter_dir: str | Path, output_dir: str | Path, dtype: str = "auto"
+    config: ExperimentConfig, adapter_dir: str | Path, output_dir: str | Path, dtype: str = "auto",
+    merge_into: str = "original",
 ) -> Path:
     """Merge and save the model (safetensors) with its tokenizer to ``output_dir``.
 
@@ -69,7 +77,8 @@ def merge_adapter(
     shard of the base, not the whole model. ``dtype="auto"`` keeps the base's stored
     dtype (fp32 for the tiny model, bf16 for Qwen2.5-7B); ``fp16``, ``bf16`` or ``fp32``
     convert. ``generation_config.json`` lists every stop token (EOS and the chat
-    template's end of turn).
+    template's end of turn). ``merge_into``: ``"original"`` (W + s·BA) or ``"nf4"``
+    (NF4(W) + s·BA, the model that training evaluated; see the module's docstring).
 
     Example:
         >>> from ift_tutorial import load_config, merge_adapter
@@ -82,7 +91,8 @@ def merge_adapter(
         raise FileNotFoundError(f"{adapter_dir}: not a PEFT adapter folder (no adapter_config.json)")
     # Shard by shard on the CPU: a 7B model never has to fit in RAM or GPU memory.
     output_dir = merge_shardwise(base_model_folder(config.model), adapter_dir, output_dir,
-                                 None if dtype == "auto" else merge_dtype(dtype))
+                                 None if dtype == "auto" else merge_dtype(dtype),
+                                 merge_into=_target(merge_into, config.model))
     has_tokenizer = (adapter_dir / "tokenizer_config.json").is_file()
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir) if has_tokenizer else load_tokenizer(config.model)
     tokenizer.save_pretrained(output_dir)
@@ -224,13 +234,41 @@ def shard_files(base: Path) -> tuple[dict[str, str], bool]:
                      "safetensors only)")
 
 
+#: What a merge can add the update to: the base's weights as stored, or NF4(W).
+MERGE_TARGETS = ("original", "nf4")
+
+
+def _target(merge_into: str, settings: ModelSettings) -> str | bool:
+    """``merge_into`` checked: "original", or the double-quantisation flag of an NF4 merge."""
+    if merge_into not in MERGE_TARGETS:
+        raise MergeError(f"merge_into {merge_into!r}: expected one of {', '.join(MERGE_TARGETS)}")
+    if merge_into == "nf4" and settings.quant_type != "nf4":
+        raise MergeError(f"merge_into 'nf4', but the base was quantised to {settings.quant_type!r} "
+                         "(model.quant_type)")
+    return "original" if merge_into == "original" else f"nf4{'+dq' if settings.double_quant else ''}"
+
+
+def nf4_weight(w: torch.Tensor, double_quant: bool = True) -> torch.Tensor:
+    """NF4(W): ``w`` (out, in) quantised as bitsandbytes does when it loads a 4-bit base
+    (blocks of 64, NF4, absmax quantised too with ``double_quant``), dequantised to fp32.
+
+    Bit for bit the weight a loaded ``Linear4bit`` dequantises (tests/inference/test_merging).
+    """
+    import bitsandbytes.functional as bnbF
+
+    packed, state = bnbF.quantize_4bit(w, blocksize=64, compress_statistics=double_quant,
+                                       quant_type="nf4")
+    return bnbF.dequantize_4bit(packed, state).float()
+
+
 def merge_shard(
     shard: Path, updates: dict[str, LoraUpdate], replacements: dict[str, torch.Tensor],
-    dtype: torch.dtype | None = None,
+    dtype: torch.dtype | None = None, merge_into: str = "original",
 ) -> dict[str, torch.Tensor]:
     """One shard's tensors, merged: ``W + scale * B @ A`` where an update targets ``W``.
 
-    The sum is formed in fp32 and rounded once to the stored dtype (or ``dtype``).
+    The sum is formed in fp32 and rounded once to the stored dtype (or ``dtype``). With
+    ``merge_into="nf4"`` (or ``"nf4+dq"``: double quantisation) ``W`` is :func:`nf4_weight`.
     """
     from safetensors import safe_open
 
@@ -240,7 +278,8 @@ def merge_shard(
             t = replacements[name] if name in replacements else f.get_tensor(name)
             target = dtype if (dtype is not None and t.is_floating_point()) else t.dtype
             if name in updates:
-                t = t.float() + updates[name].delta()
+                w = nf4_weight(t, merge_into == "nf4+dq") if merge_into != "original" else t
+                t = w.float() + updates[name].delta()
             out[name] = t.to(target).contiguous()
     return out
 
@@ -267,7 +306,7 @@ def _shape_mismatches(base: Path, weight_map: dict[str, str], updates: dict[str,
 
 def merge_shardwise(
     base: str | Path, adapter_dir: str | Path, output_dir: str | Path,
-    dtype: torch.dtype | None = None,
+    dtype: torch.dtype | None = None, merge_into: str = "original",
 ) -> Path:
     """Merge a LoRA adapter into a safetensors checkpoint one shard at a time, on the CPU.
 
@@ -278,6 +317,8 @@ def merge_shardwise(
         output_dir: the merged model's folder, with the base's shard layout and index;
             a local disk is best (a 7B model is about 15 GB in 16 bits).
         dtype: the merged weights' dtype; None keeps each tensor's stored dtype.
+        merge_into: ``"original"`` (W), ``"nf4"`` or ``"nf4+dq"`` (NF4(W), without or with
+            double quantisation: as the 4-bit base was loaded).
 
     Returns:
         ``output_dir``. Its weights, config and generation config; the tokenizer is
@@ -306,7 +347,7 @@ def merge_shardwise(
     output_dir.mkdir(parents=True, exist_ok=True)
     total = 0
     for shard in sorted(set(weight_map.values())):
-        tensors = merge_shard(base / shard, updates, replacements, dtype)
+        tensors = merge_shard(base / shard, updates, replacements, dtype, merge_into)
         total += sum(t.numel() * t.element_size() for t in tensors.values())
         save_file(tensors, str(output_dir / shard), metadata={"format": "pt"})
         del tensors  # one shard in memory at a time
@@ -348,25 +389,29 @@ def adapted_weight(config: ExperimentConfig, adapter_dir: str | Path,
 
 
 def check_merged_tensors(config: ExperimentConfig, adapter_dir: str | Path, merged_dir: str | Path,
-                         limit: int | None = None) -> float:
+                         limit: int | None = None, merge_into: str = "original") -> float:
     """The largest difference between the merged folder's adapted tensors and ``W + s·BA``.
 
     Each adapted tensor is read from the base, the adapter and the merged folder one at a
     time, so this checks a 7B merge on a machine that cannot hold two 16-bit copies of the
-    model (a free Colab VM). ``limit`` checks only the first that many, in name order.
+    model (a free Colab VM). ``limit`` checks only the first that many, in name order;
+    ``merge_into="nf4"`` checks against ``NF4(W) + s·BA``.
 
     Raises:
         MergeError: a merged tensor differs from ``W + s·BA`` by more than the rounding of
             its dtype allows (named, with the difference).
     """
     updates, _ = read_adapter(resolve_path(adapter_dir))
+    target = _target(merge_into, config.model)
     base, merged = base_model_folder(config.model), Path(merged_dir)
     base_map, _ = shard_files(base)
     merged_map, _ = shard_files(merged)
     worst = 0.0
     for name in sorted(updates)[:limit]:
         got = _tensor(merged, merged_map, name)
-        expected = (_tensor(base, base_map, name).float() + updates[name].delta()).to(got.dtype)
+        w = _tensor(base, base_map, name)
+        w = nf4_weight(w, target == "nf4+dq") if target != "original" else w.float()
+        expected = (w + updates[name].delta()).to(got.dtype)
         diff = (got.float() - expected.float()).abs().max().item()
         allowed = torch.finfo(got.dtype).eps * max(1.0, expected.float().abs().max().item())
         if diff > allowed:

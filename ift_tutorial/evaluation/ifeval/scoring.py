@@ -152,8 +152,11 @@ def score_ifeval(prompts: Sequence[IFEvalPrompt], responses: Sequence[str]) -> d
         ``inst_level_loose_acc`` (fractions in [0, 1]), ``num_prompts``,
         ``num_instructions``, ``by_lang`` (the four accuracies and ``num_prompts`` per
         ``lang``, for prompts that have one), ``by_instruction`` (``n``, ``strict_acc``
-        and ``loose_acc`` per instruction id) and ``results`` (:func:`score_response` of
-        each prompt, in order).
+        and ``loose_acc`` per instruction id), ``results`` (:func:`score_response` of
+        each prompt, in order) and ``outcomes``: 1 or 0 per prompt (prompt level) or per
+        instruction (instruction level), in order, under the metrics' keys
+        (``ifeval_prompt_level_strict_acc`` ...); ``outcome_groups`` gives the prompt of
+        each instruction, whose instructions are not independent items.
 
     Example:
         >>> from ift_tutorial.evaluation.ifeval.scoring import IFEvalPrompt, score_ifeval
@@ -180,7 +183,21 @@ def score_ifeval(prompts: Sequence[IFEvalPrompt], responses: Sequence[str]) -> d
     return _accuracies(results) | {
         "num_prompts": len(results),
         "num_instructions": sum(len(r["follow_instruction_list"]) for r in results),
-        "by_lang": by_lang, "by_instruction": by_instruction, "results": results}
+        "by_lang": by_lang, "by_instruction": by_instruction, "results": results,
+        **per_item_outcomes(results)}
+
+
+def per_item_outcomes(results: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, list[int]]]:
+    """``outcomes`` and ``outcome_groups`` of scored prompts (:func:`score_response` rows)."""
+    outcomes, groups = {}, {}
+    for level, suffix in (("strict", ""), ("loose", "_loose")):
+        outcomes[f"ifeval_prompt_level_{level}_acc"] = [
+            int(r[f"follow_all_instructions{suffix}"]) for r in results]
+        key = f"ifeval_inst_level_{level}_acc"
+        outcomes[key] = [int(x) for r in results for x in r[f"follow_instruction_list{suffix}"]]
+        groups[key] = [i for i, r in enumerate(results)
+                       for _ in r[f"follow_instruction_list{suffix}"]]
+    return {"outcomes": outcomes, "outcome_groups": groups}
 
 
 # --- files ---------------------------------------------------------------------------
