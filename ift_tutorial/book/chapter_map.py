@@ -11,7 +11,7 @@ One row per chapter, 1 to 12, in both editions:
   Colab GPU, :data:`ift_tutorial.book.colab.GPU_NOTEBOOK_METADATA`); the others run the
   same on a CPU whatever the preset.
 - **T4, 7B preset**: the planned minutes on a free Colab T4, from the presets' own sizing
-  (their comments: a 45-minute training budget, about 17 minutes of evaluation before and
+  (their comments: a 45-minute training budget, about 20 minutes of evaluation before and
   after); "not estimated" where no plan states one.
 - **Colab**: the notebook's Colab link, in the edition's language.
 
@@ -50,8 +50,8 @@ PLANNED = {
          "gpu_at_7b": True, "t4_minutes": None},
 }
 #: Planned T4 minutes at 7B, from the presets' sizing comments (configs/qwen2.5-7b.yaml):
-#: chapter 7 trains for its 45-minute budget and evaluates before and after (~17 minutes).
-T4_MINUTES = {7: 45 + 17}
+#: chapter 7 trains for its 45-minute budget and evaluates before and after (~20 minutes).
+T4_MINUTES = {7: 45 + 20}
 
 WORDS = {
     "en": {"headers": ("Chapter", "CPU time, tiny preset", "GPU at 7B", "T4, 7B preset", "Colab"),
