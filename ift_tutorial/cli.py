@@ -324,8 +324,8 @@ def _parser_merge(sub: argparse._SubParsersAction) -> None:
 def _parser_check_data(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("check-data", help="validate an instruction data file",
                        description="Validate a JSONL/JSON/CSV/Parquet instruction file "
-                       "(messages, Alpaca, ShareGPT or prompt/completion). Exits non-zero "
-                       "with the file, line and field of the first problem.")
+                       "(messages, Alpaca, ShareGPT or prompt/completion): exit 2 naming the "
+                       "file, line, field; else report duplicates and eval-set overlap (--config).")
     p.add_argument("path", help="data file")
     p.add_argument("--format", default="auto", choices=("auto", *FORMATS),
                    help="auto, messages, alpaca, sharegpt or prompt_completion")

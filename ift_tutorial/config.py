@@ -92,7 +92,8 @@ _SECTIONS = {
 #: Config values that name files or folders: resolved relative to the file they are in.
 PATH_FIELDS: dict[str, tuple[str, ...]] = {
     "model": ("name_or_path", "chat_template", "load_from"),
-    "data": ("train", "eval_exact_match", "eval_perplexity", "eval_ifeval", "eval_gsm8k"),
+    "data": ("train", "eval_exact_match", "eval_perplexity", "eval_ifeval", "eval_gsm8k",
+             "eval_multiple_choice", "eval_refusal"),
     "dpo": ("train", "eval"),
     "grpo": ("train", "eval"),
 }
@@ -174,12 +175,14 @@ _FIELD_RANGES: dict[type, dict[str, str]] = {
     LoraSettings: {"r": ">=1", "alpha": ">0", "dropout": "[0,1)"},
     DataSettings: {"eval_ifeval_examples": ">=1", "eval_ifeval_max_new_tokens": ">=1",
                    "eval_gsm8k_examples": ">=1", "eval_gsm8k_max_new_tokens": ">=1",
-                   "max_eval_examples": ">=1"},
+                   "max_eval_examples": ">=1", "near_duplicate_threshold": "[0,1]",
+                   "eval_multiple_choice_examples": ">=1", "eval_refusal_max_new_tokens": ">=1"},
     TrainingSettings: {"max_steps": ">=1", "per_device_train_batch_size": ">=1",
                        "gradient_accumulation_steps": ">=1", "learning_rate": ">0",
                        "warmup_ratio": "[0,1]", "weight_decay": ">=0", "max_grad_norm": ">=0",
                        "save_steps": ">=1", "save_total_limit": ">=1", "logging_steps": ">=1",
-                       "num_threads": ">=1", "max_new_tokens": ">=1", "eval_batch_size": ">=1"},
+                       "num_threads": ">=1", "max_new_tokens": ">=1", "eval_batch_size": ">=1",
+                       "eval_steps": ">=1", "eval_examples": ">=1"},
     DPOSettings: {"beta": ">0", "learning_rate": ">0", "max_steps": ">=1", "max_length": ">=1",
                   "per_device_train_batch_size": ">=1", "gradient_accumulation_steps": ">=1",
                   "warmup_ratio": "[0,1]", "logging_steps": ">=1", "save_steps": ">=1",
@@ -231,6 +234,8 @@ def _parse_data_sources(cfg: ExperimentConfig, where: str) -> None:
         for key in ("train", "eval_perplexity", "eval_gsm8k"):
             setattr(data, key, parse_source(getattr(data, key), f"data.{key}"))
         data.eval_ifeval = parse_sources(data.eval_ifeval, "data.eval_ifeval")
+        data.eval_multiple_choice = parse_sources(data.eval_multiple_choice,
+                                                  "data.eval_multiple_choice")
         for name in ("dpo", "grpo"):
             section = getattr(cfg, name)
             for key in ("train", "eval"):

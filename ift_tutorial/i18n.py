@@ -390,7 +390,15 @@ ZH: dict[str, str] = {
         "16 个 4 位量化级别：NF4 把它们集中在零附近，那里的权重最多",
     "Round-trip error of 4-bit data types (lower is better)": "4 位数据类型的往返误差（越低越好）",
     "rank r": "秩 r",
-    "first-step output change\n(relative to r = 4)": "第一步的输出变化\n（相对于 r = 4）",
+    "first-step output change\n(relative to r = {r})": "第一步的输出变化\n（相对于 r = {r}）",
+    "plain SGD": "普通 SGD", "optimizer and scale": "优化器与缩放", "block {i}": "第 {i} 块",
+    "forward pass": "前向传播", "backward pass, last block first": "反向传播，从最后一块开始",
+    "without gradient checkpointing": "不用梯度检查点", "with gradient checkpointing": "使用梯度检查点",
+    "every activation stays until the backward pass needs it": "每个激活值都留在显存里，直到反向传播用到它",
+    "only block inputs stay; each block is recomputed from its input: one extra forward pass":
+        "只留下每块的输入；反向传播时从输入重新计算每一块：多一次前向传播",
+    "{size} of activations": "激活值 {size}", "stored for the backward pass": "为反向传播保存",
+    "discarded after the forward pass": "前向传播后丢弃", "recomputed in the backward pass": "反向传播时重新计算",
     "Qwen2.5-7B QLoRA, seq 1024: estimated peak per component":
         "Qwen2.5-7B QLoRA，序列长度 1024：各部分的峰值显存估计",
     # --- chapter entries ---------------------------------------------------------------

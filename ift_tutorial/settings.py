@@ -37,6 +37,10 @@ class ModelSettings:
     # Decode at most this many new tokens per answer, whatever a caller asks: a rehearsal's
     # random stand-in never stops (a ledger still charges the length that was asked for).
     max_new_tokens_cap: int | None = None
+    # The model maker's own instruction-tuned model (hub id), evaluated beside the tuned one
+    # as a reference point (chapter 8); a rehearsal loads its stand-in from the _load_from folder.
+    instruct_reference: str | None = None
+    instruct_reference_load_from: str | None = None
 
 
 @dataclass
@@ -67,9 +71,22 @@ class DataSettings:
     eval_gsm8k: str | HubSource | None = None  # GSM8K-format problems, answered zero-shot
     eval_gsm8k_examples: int | None = None  # problems (seeded subset; None: all)
     eval_gsm8k_max_new_tokens: int = 256  # room for the worked solution and '#### N'
+    # General ability (forgetting): multiple-choice sets, scored by likelihood
+    # (ift_tutorial.evaluation.multiple_choice); format "letters" (MMLU's) or "cloze"
+    eval_multiple_choice: str | HubSource | list[str | HubSource] | None = None
+    eval_multiple_choice_examples: int | None = None  # questions per set (seeded subset)
+    eval_multiple_choice_format: str = "letters"
+    # Refusals of harmful requests and of harmless look-alikes (ift_tutorial.evaluation.refusal)
+    eval_refusal: str | None = None
+    eval_refusal_max_new_tokens: int = 48
     eval_seed: int = 0  # seed of the evaluation subsets
     max_eval_examples: int | None = None  # cap every held-out set (None: all)
     deduplicate: bool = True  # drop exact duplicate conversations (counted, reported)
+    # drop conversations whose word 5-shingles overlap an earlier one's this much (Jaccard,
+    # MinHash; counted, reported); None: off. ift_tutorial.instructions.contamination
+    near_duplicate_threshold: float | None = 0.8
+    # training rows sharing a 13-gram with an evaluation set: "drop" (counted) or "report"
+    decontaminate: str = "drop"
     system_prompt: str | None = None  # added to conversations that have none
 
 
@@ -94,6 +111,11 @@ class TrainingSettings:
     num_threads: int | None = None  # CPU threads for torch (None: leave as is)
     max_new_tokens: int = 32  # generation length for exact-match evaluation
     eval_batch_size: int = 32
+    # Validation loss during training (ift_tutorial.training.validation): the loss on
+    # data.eval_perplexity's held-out conversations every eval_steps steps (None: off),
+    # on eval_examples of them (a seeded subset; None: all).
+    eval_steps: int | None = None
+    eval_examples: int | None = None
 
 @dataclass
 class DPOSettings:

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 #: English table label -> Chinese.
 TABLE_LABELS_ZH: dict[str, str] = {
-    "not measured at this scale": "此规模下未测量", "setting": "设置", "value": "取值", "metric": "指标",
+    "not measured at this scale": "此规模下未测量",
+    "change, paired test": "变化（配对检验）", "{change} points, {p}": "{change} 个百分点，{p}",
+    "maker's Instruct model": "厂商的 Instruct 模型", "difference, paired test": "差值（配对检验）",
+    "no Instruct model of this base": "该基座没有 Instruct 版本",
+    "4-bit base + adapter (evaluated)": "4 位基座 + 适配器（即评测的模型）", "merged into W": "合并进 W",
+    "merged into NF4(W)": "合并进 NF4(W)", "setting": "设置", "value": "取值", "metric": "指标",
     "yes": "是", "no": "否", "position": "位置", "token": "词元", "id": "编号", "label": "标签",
     "part": "部分", "what it holds": "内容", "files": "文件数", "size": "大小",
     "trainable {trainable} of {total} parameters ({share})": "可训练参数 {trainable}，共 {total}（{share}）",
@@ -70,4 +75,40 @@ TABLE_LABELS_ZH: dict[str, str] = {
     "the reference's forward pass": "参考模型的前向传播",
     "a DPO step, in all": "一步 DPO 的总显存",
     "the model card the trainer writes": "训练器写的模型卡片",
+    # chapter 4: the presets' blocks (table and Figure 4.4)
+    "query / key-value heads": "查询头 / 键值头", "biases on q, k, v": "q、k、v 的偏置",
+    "RoPE base": "RoPE 底数", "before each sublayer": "每个子层之前", "after each sublayer": "每个子层之后",
+    "base 5e5 (Llama 3.1, OLMo 2)": "基数 5e5（Llama 3.1、OLMo 2）",
+    "residual stream x": "残差流 x", "to the next block": "进入下一个块",
+    "Llama 3.1, Qwen2.5 (pre-norm)": "Llama 3.1、Qwen2.5（前置归一化）",
+    "OLMo 2 (norm after each sublayer)": "OLMo 2（归一化放在每个子层之后）",
+    "causal attention\nRoPE on q, k": "因果注意力\n对 q、k 施加 RoPE",
+    "causal attention\nQK-norm, then RoPE": "因果注意力\n先做 QK-norm，再施加 RoPE",
+    # chapter 12: a long sequence
+    "1 GPU": "1 块 GPU", "FSDP2 ×4": "FSDP2，4 块 GPU", "1 GPU, no checkpointing": "1 块 GPU，不做激活检查点",
+    "1 GPU, micro-batch 1": "1 块 GPU，微批大小 1", "context parallel ×4": "上下文并行，4 块 GPU",
+    "activations and logits": "激活值和 logits", "estimated peak per GPU": "每块 GPU 的峰值估计",
+    # chapter 11: general ability and refusals
+    "general knowledge, multiple choice": "常识（多项选择）",
+    "harmful requests refused": "有害请求被拒绝的比例", "harmless requests refused": "无害请求被拒绝的比例",
+    "harmful": "有害", "harmless": "无害", "request": "请求", "kind": "类别",
+    "a hand-written answer": "手写的回答", "counted as a refusal": "判为拒绝", "options": "选项",
+    # chapter 5: the data path (Figure 5.2) and the checks against the evaluation sets
+    "tokens": "词元", "token ids": "词元编号", "labels": "标签", "example {n}": "样本 {n}",
+    "collator: a padded batch": "整理器：补齐后的批次", "chat template:": "对话模板：",
+    "evaluation set": "评估集", "read from": "读取自", "items": "条目数",
+    "sharing a 13-gram": "含共有 13-gram", "under 13 words": "不足 13 个词",
+    # chapter 7: the loop before the library, and the validation loss
+    "the loop above (NF4 + LoRALinear)": "上面的循环（NF4 + LoRALinear）",
+    "batches": "批次", "schedule": "学习率调度", "clipping": "梯度裁剪",
+    "part of the loop": "循环中的一步", "in the SFTTrainer that train builds": "train 构建的 SFTTrainer 中",
+    "{model}, LoRA on {adapted} 4-bit layers": "{model}，在 {adapted} 个 4 位层上加 LoRA",
+    "{collator}, {size} conversations, order from data_seed={seed}":
+        "{collator}，每批 {size} 段对话，顺序由 data_seed={seed} 决定",
+    "assistant_masks, from the chat template's generation blocks":
+        "assistant_masks，来自对话模板的生成块",
+    "{name}, learning rate {lr}": "{name}，学习率 {lr}", "{name}, {warmup} warm-up steps": "{name}，预热 {warmup} 步",
+    "gradient norm at most {norm}": "梯度范数不超过 {norm}",
+    "training loss (the batches it learns from)": "训练损失（用来学习的批次）",
+    "validation loss (held-out conversations)": "验证损失（留出的对话）",
 }

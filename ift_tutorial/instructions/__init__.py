@@ -13,4 +13,6 @@ Modules, each importing only those listed before it:
 - ``dataset``: a whole file loaded and checked (``load_conversations``), filtered with a
   counted :class:`~ift_tutorial.instructions.dataset.DataReport` (``prepare_dataset``,
   ``check_data``), and the ``ift-tutorial check-data`` command.
+- ``turns``: multi-turn reasoning data cut into one sample per assistant turn
+  (``one_sample_per_turn``), so that every turn is trained with its own reasoning.
 """

@@ -46,7 +46,7 @@ DEFAULT_MAX_STEPS = 600
 DEFAULT_SAVE_STEPS = 200
 
 #: Data settings that may hold hub sources (a mapping, or a list of them).
-SOURCE_KEYS = ("train", "eval_perplexity", "eval_ifeval", "eval_gsm8k")
+SOURCE_KEYS = ("train", "eval_perplexity", "eval_ifeval", "eval_gsm8k", "eval_multiple_choice")
 #: The sections after SFT (preference tuning, RL): their sources read fixtures, their steps
 #: are capped like training's. Defaults of their max_steps as in ift_tutorial.settings.
 POST_SFT_SECTIONS = {"dpo": 60, "grpo": 40}
@@ -92,6 +92,8 @@ def rehearse(raw: dict[str, Any]) -> dict[str, Any]:
         max_steps=steps, logging_steps=1,
         save_steps=min(int(training.get("save_steps", DEFAULT_SAVE_STEPS)), steps),
     )
+    if training.get("eval_steps"):  # the validation loss is measured after a step too
+        training["eval_steps"] = min(int(training["eval_steps"]), steps)
     if not training.get("num_threads"):
         training["num_threads"] = 1  # matrices of width 64: more threads only wait for each other
     limit = data.get("max_eval_examples")
@@ -102,6 +104,8 @@ def rehearse(raw: dict[str, Any]) -> dict[str, Any]:
     post_sft = {name: _capped(dict(raw.get(name) or {}), default)
                 for name, default in POST_SFT_SECTIONS.items()}
     model["load_from"] = str(model_folder(hub_id))  # local: no download, no hub token
+    if model.get("instruct_reference"):  # the maker's Instruct model: the same stand-in
+        model["instruct_reference_load_from"] = model["load_from"]
     model.setdefault("ledger_gpu", TARGET_GPU)  # the real model's bytes, charged as it runs
     model.setdefault("max_new_tokens_cap", MAX_NEW_TOKENS)
     import torch

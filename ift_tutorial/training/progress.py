@@ -144,7 +144,11 @@ def data_line(metrics: dict[str, Any]) -> str:
                             if reason == "too_long" else reason.replace("_", " "))
                for reason, n in filtered.items()]
     line = f"data: {read:,} conversations read, {kept:,} kept"
-    return line + (f" ({', '.join(reasons)})" if reasons else "")
+    line += f" ({', '.join(reasons)})" if reasons else ""
+    # evaluation items that share a 13-gram with the data (instructions.contamination)
+    overlap = {k: n for k, n in (metrics.get("data_overlap") or {}).items() if n}
+    shared = ", ".join(f"{k} {n:,}" for k, n in overlap.items())
+    return line + (f"; evaluation items sharing a 13-gram with it: {shared}" if shared else "")
 
 
 def evaluation_line(metrics: dict[str, Any], when: str) -> str:

@@ -48,12 +48,14 @@ FILE = "run_config.json"
 MAY_CHANGE = (
     "name", "description", "source",  # what the config is called, and which file it came from
     "model.load_from",  # a rehearsal's stand-in folder, made anew in each process
+    "model.instruct_reference", "model.instruct_reference_load_from",  # evaluated beside it
     "model.trust_remote_code", "model.allow_pickle", "model.gated", "model.notes",
     "model.ledger_gpu",  # which GPU's memory a run is charged against (planning.ledger)
     "training.max_steps",  # train longer (the schedule is stretched to the new length)
     "training.save_steps", "training.save_total_limit", "training.logging_steps",
     "training.num_threads", "training.gradient_checkpointing",  # speed and memory, not the result
     "training.max_new_tokens", "training.eval_batch_size",  # evaluation
+    "training.eval_steps", "training.eval_examples",  # validation: the random state is kept
     "data.eval_*", "data.max_eval_examples",
     "data.train.licence",
     "dpo", "grpo",  # the steps after SFT: their runs record their own settings

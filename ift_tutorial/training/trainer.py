@@ -32,12 +32,14 @@ import torch
 from transformers import set_seed
 
 from . import distributed, finished_runs
-from .checkpoints import CompleteMarkerCallback, resolve_resume
+from .checkpoints import CompleteMarkerCallback, resolve_resume, train_resuming
 from .guards import guards
 from .run_config import RecordInCheckpoints, fingerprint, start_record
+from . import validation
 from ..config import ExperimentConfig
 from ..errors import UserFacingError
 from ..evaluation.runner import SUMMARY_KEYS, evaluate_model
+from ..evaluation.statistics import intervals, paired_tests
 from ..inference.generation import save_generation_config
 from ..planning.hardware import Precision, detect_precision, trainable_dtype
 from ..loading import load_model, load_tokenizer
@@ -66,11 +68,13 @@ def lora_config(config: ExperimentConfig):
     )
 
 
-def sft_config(config: ExperimentConfig, output_dir: str | os.PathLike[str], precision: Precision):
+def sft_config(config: ExperimentConfig, output_dir: str | os.PathLike[str], precision: Precision,
+               validate: bool = False):
     """The ``trl.SFTConfig`` of a config's ``training`` section, for this machine's precision.
 
     ``bf16``/``fp16`` are always set explicitly: ``SFTConfig`` defaults to bf16, which on
-    a CPU or a T4 would be slow or emulated.
+    a CPU or a T4 would be slow or emulated. ``validate``: evaluate the validation loss
+    every ``training.eval_steps`` steps (the trainer then needs an ``eval_dataset``).
     """
     from trl import SFTConfig
 
@@ -106,6 +110,7 @@ def sft_config(config: ExperimentConfig, output_dir: str | os.PathLike[str], pre
         report_to="none",
         disable_tqdm=False,
         **distributed.trainer_kwargs(),
+        **validation.validation_args(config, validate),  # the loss on held-out conversations
     )
 
 
@@ -139,7 +144,8 @@ def fp32_adapter(model: torch.nn.Module, dtype: torch.dtype = torch.float32) -> 
 
 
 def build_trainer(config: ExperimentConfig, model: torch.nn.Module, tokenizer: Any, dataset: Any,
-                  args: Any, precision: Precision, callbacks: list | None = None):
+                  args: Any, precision: Precision, callbacks: list | None = None,
+                  eval_dataset: Any = None):
     """TRL's ``SFTTrainer`` with the config's LoRA adapter, its trainable weights in
     :func:`~ift_tutorial.planning.hardware.trainable_dtype` (fp32 unless the run is bf16).
 
@@ -148,7 +154,8 @@ def build_trainer(config: ExperimentConfig, model: torch.nn.Module, tokenizer: A
     """
     from trl import SFTTrainer
 
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, eval_dataset=eval_dataset,
+                         processing_class=tokenizer,
                          peft_config=lora_config(config), callbacks=callbacks)
     fp32_adapter(trainer.model, trainable_dtype(precision))
     return trainer
@@ -161,11 +168,12 @@ def peak_rss_mb() -> float:
 
 
 #: The number of items of each evaluation set, in a report and in metrics.json.
-COUNT_KEYS = ("n_exact_match", "n_ifeval", "n_gsm8k", "n_perplexity")
+COUNT_KEYS = ("n_exact_match", "n_ifeval", "n_gsm8k", "n_perplexity", "n_mc", "n_refusal")
 
 
 def _eval_summary(report: dict[str, Any], when: str) -> dict[str, Any]:
-    return {f"{key}_{when}": report.get(key) for key in SUMMARY_KEYS}
+    # each accuracy with its 95 % interval, from the suite's per-item outcomes
+    return {f"{key}_{when}": report.get(key) for key in SUMMARY_KEYS} | intervals(report, when)
 
 
 def _write_predictions(out: Path, before: dict[str, Any], after: dict[str, Any]) -> None:
@@ -181,7 +189,8 @@ def _write_predictions(out: Path, before: dict[str, Any], after: dict[str, Any])
         "ifeval_answers.jsonl": ("ifeval_results", ("set", "key", "lang", "prompt",
                                                     "instruction_id_list"),
                                  ("response", "follow_all_instructions",
-                                  "follow_all_instructions_loose")),
+                                  "follow_all_instructions_loose", "follow_instruction_list",
+                                  "follow_instruction_list_loose")),
         "gsm8k_answers.jsonl": ("gsm8k_results", ("lang", "question", "target"),
                                 ("response", "flexible", "strict", "flexible_correct",
                                  "strict_correct")),
@@ -311,6 +320,7 @@ def _train(
     lock: RunLock,
 ) -> dict[str, Any]:
     """The body of :func:`train`, run while ``lock`` is held."""
+    from ..instructions.contamination import data_checks
     from ..instructions.dataset import prepare_dataset
 
     out = Path(output_dir)
@@ -322,7 +332,8 @@ def _train(
     set_seed(t.seed)
     precision = detect_precision(config.model.compute_dtype, t.optim)
     start = time.perf_counter()
-    args = sft_config(config, out, precision)  # also forms the process group under a launcher
+    # (also forms the process group under a launcher)
+    args = sft_config(config, out, precision, validate=validation.validation_enabled(config))
     lock.share_verdict()  # every rank hears rank 0's verdict before anything is written
 
     tokenizer = load_tokenizer(config.model)
@@ -334,12 +345,13 @@ def _train(
     dataset, data_report = prepare_dataset(
         config.data.train, tokenizer, max_length=config.model.max_length,
         deduplicate=config.data.deduplicate, split=config.data.train_split,
-        system_prompt=config.data.system_prompt, strict=False,
+        system_prompt=config.data.system_prompt, strict=False, checks=data_checks(config),
     )
     # One line per phase, written from the metrics: a copied run prints the same lines.
     metrics: dict[str, Any] = {"config": config.name, **config.marker(),
                                "train_read": data_report.n_read, "train_examples": len(dataset),
                                "data_filtered": data_report.filtered,
+                               "data_overlap": data_report.overlap_counts(),
                                "max_length": config.model.max_length}
     print(data_line(metrics), flush=True)
     before: dict[str, Any] = {}
@@ -350,20 +362,16 @@ def _train(
                        **{n: before.get(n) for n in COUNT_KEYS})
         print(evaluation_line(metrics, "before"), flush=True)
 
+    held_out = validation.validation_set(config)  # None unless training.eval_steps is set
     choice = resolve_resume(out, resume)  # after the process group, so ranks agree (barriers)
     sync = distributed.RankSyncCallback()
     trainer = build_trainer(config, model, tokenizer, dataset, args, precision,
                             callbacks=[RecordInCheckpoints(recorded), CompleteMarkerCallback(), sync,
-                                       *guards(config, model)])
+                                       *guards(config, model),
+                                       *validation.validation_callbacks(held_out)],
+                            eval_dataset=held_out)
     replace_progress(trainer, summary=False)  # no Trainer bar or loss table; live: one bar
-    step_at_start = 0
-    if choice.checkpoint:
-        state = json.loads((Path(choice.checkpoint) / "trainer_state.json").read_text())
-        step_at_start = int(state.get("global_step", 0))
-        print(f"resuming from {display_path(choice.checkpoint)} (step {step_at_start})", flush=True)
-    train_start = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=choice.checkpoint)
-    train_seconds = time.perf_counter() - train_start
+    result, step_at_start, train_seconds = train_resuming(trainer, choice.checkpoint)
     losses = [e["loss"] for e in trainer.state.log_history
               if "loss" in e and e.get("step", 0) > step_at_start]  # this call's steps
     metrics.update(steps=trainer.state.global_step, max_steps=trainer.state.max_steps,
@@ -389,7 +397,7 @@ def _train(
     after: dict[str, Any] = {}
     if evaluate:
         after = evaluate_model(model, tokenizer, config)
-        metrics.update(_eval_summary(after, "after"),
+        metrics.update(_eval_summary(after, "after"), **paired_tests(before, after),
                        **{n: after.get(n) or before.get(n) for n in COUNT_KEYS})
         print(evaluation_line(metrics, "after"), flush=True)
     metrics.update(
@@ -403,6 +411,8 @@ def _train(
         **{n: after.get(n) or before.get(n) for n in COUNT_KEYS},
         decoding=after.get("decoding") or before.get("decoding"),
         skipped=sorted(set(before.get("skipped", []) + after.get("skipped", []))),
+        validation_loss=validation.validation_losses(trainer.state.log_history),
+        validation_examples=len(held_out) if held_out is not None else 0,
         peak_rss_mb=round(peak_rss_mb(), 1),
         peak_gpu_memory_mb=(round(torch.cuda.max_memory_allocated() / 2**20, 1)
                             if torch.cuda.is_available() else None),

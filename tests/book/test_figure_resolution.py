@@ -123,6 +123,7 @@ def test_tiny_text_on_a_wide_figure_fails_the_text_check():
 def _figures():
     import numpy as np
 
+    from ift_tutorial.book.plots_validation import plot_validation
     from ift_tutorial.planning.architectures import architecture_config
     from ift_tutorial.planning.memory import plan_memory
 
@@ -148,6 +149,8 @@ def _figures():
     plan = plan_memory(arch, seq_len=1024, batch_size=2)
     yield "loss curve (7.1)", lambda: plots.plot_loss(log)
     yield "before/after per task (7.2)", lambda: plots.plot_before_after(before, after)
+    yield "training vs validation loss (7.3)", lambda: plot_validation(
+        log + [{"step": s, "eval_loss": 3.2 * 0.995 ** s} for s in range(0, 401, 50)])
     yield "metrics grid (8.1)", lambda: plots.plot_metrics_before_after(metrics)
     yield "label mask", lambda: plots.plot_label_mask(tokens[:20], [-100] * 10 + [1] * 10)
     yield "token lengths", lambda: plots.plot_token_lengths({"a": [5, 9, 30], "b": [3, 4]}, 16)
