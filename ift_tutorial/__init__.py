@@ -51,7 +51,7 @@ from .quiet import silence_known_messages as _silence_known_messages
 # CPUs with AVX512-BF16 (see ift_tutorial/quiet.py). Only logging/warnings filters.
 _silence_known_messages()
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 #: Public name -> the module that defines it.
 _EXPORTS: dict[str, str] = {
