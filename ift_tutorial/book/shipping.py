@@ -13,38 +13,31 @@ from typing import Any
 
 from ..config import ExperimentConfig, scale
 from ..errors import UserFacingError
-from ..i18n import edition
+from ..i18n import t
 from ..paths import PROJECT_ROOT
 from .tables import Table, table
 
 #: The committed result of ``make test-export`` (benchmarks/export_parity.py).
 PARITY_RESULTS = "benchmarks/results/export_parity.json"
 
-_HEADERS = {
-    "en": {"quant": "type", "bytes": "file size", "match": "answers equal to transformers'",
-           "exact": "exact match", "check": "check", "result": "result",
-           "corpora": "corpora", "texts": "texts", "same": "same token ids"},
-    "zh": {"quant": "类型", "bytes": "文件大小", "match": "与 transformers 相同的回答",
-           "exact": "精确匹配", "check": "检查项", "result": "结果",
-           "corpora": "语料", "texts": "文本数", "same": "词元 id 相同"},
-}
-_WORDS = {
-    "en": {"equal": "equal", "tensors": "tensors ({n}, types {types})", "vocab": "vocabulary, merges, "
-           "special tokens, chat template", "rounded": "not compared: {quant} rounds by design",
-           "letters": "merges inside letter runs ({n} merges)", "known": "not needed: llama.cpp "
-           "knows this pre-tokenizer"},
-    "zh": {"equal": "一致", "tensors": "张量（{n} 个，类型 {types}）", "vocab": "词表、合并规则、"
-           "特殊词元、对话模板", "rounded": "不比较：{quant} 按设计会舍入",
-           "letters": "合并规则都在字母串内（{n} 条）", "known": "不需要：llama.cpp 认识这个预分词器"},
-}
+#: The tables' headers and words, in English; :func:`ift_tutorial.i18n.t` gives the Chinese
+#: edition's (ift_tutorial/labels_zh.py).
+_HEADERS = {"quant": "type", "bytes": "file size", "match": "answers equal to transformers'",
+            "exact": "exact match", "check": "check", "result": "result",
+            "corpora": "corpora", "texts": "texts", "same": "same token ids"}
+_WORDS = {"equal": "equal", "tensors": "tensors ({n}, types {types})",
+          "vocab": "vocabulary, merges, special tokens, chat template",
+          "rounded": "not compared: {quant} rounds by design",
+          "letters": "merges inside letter runs ({n} merges)",
+          "known": "not needed: llama.cpp knows this pre-tokenizer"}
 
 
 def _h(key: str) -> str:
-    return _HEADERS[edition()][key]
+    return t(_HEADERS[key])
 
 
 def _w(key: str, **fields: Any) -> str:
-    return _WORDS[edition()][key].format(**fields)
+    return t(_WORDS[key], **fields)
 
 
 def chapter_adapter(config: ExperimentConfig) -> Path:
@@ -177,9 +170,8 @@ def live_comparison(result, conversations: list[list[dict]]) -> Table | str:
     if not has_llama_cpp():
         from ..inference.export import INSTALL_HINT
 
-        return {"en": "llama-cpp-python is not installed here, so the file is not run; "
-                      f"to run it: {INSTALL_HINT}",
-                "zh": f"这里没有安装 llama-cpp-python，所以不运行该文件；要运行它：{INSTALL_HINT}"}[edition()]
+        return t("llama-cpp-python is not installed here, so the file is not run; "
+                 "to run it: {hint}", hint=INSTALL_HINT)
     from ..inference.generation import answer_conversations
     from ..inference.gguf_live import gguf_answers, load_gguf
 
@@ -195,7 +187,7 @@ def live_comparison(result, conversations: list[list[dict]]) -> Table | str:
                                          batch_size=len(conversations))
     with contextlib.closing(load_gguf(result.gguf)) as llm:
         live = gguf_answers(llm, conversations)
-    q = {"en": "question", "zh": "问题"}[edition()]
+    q = t("question")
     rows = []
     for conv, answer, ref in zip(conversations, live, reference):
         text = tokenizer.decode(list(answer.ids), skip_special_tokens=True).strip()
