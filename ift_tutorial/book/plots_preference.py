@@ -48,12 +48,33 @@ ROWS = (
 
 
 def before_after(metrics: dict[str, Any]) -> Table:
-    """A DPO run's held-out numbers before and after, one row per measure."""
+    """A DPO run's held-out numbers before and after, one row per measure.
+
+    An accuracy shows its 95 % interval where the run measured one
+    (``<key>_<when>_interval``), and the change its paired test on the same pairs or
+    questions (``<key>_paired``: the change in points and McNemar's p).
+    """
+    from ..evaluation.statistics import format_paired
     from .tables import format_cell, label
 
-    rows = [{"metric": label(name), "before": format_cell(metrics.get(f"{key}_before"), style),
-             "after": format_cell(metrics.get(f"{key}_after"), style)} for name, key, style in ROWS]
-    return table(rows, columns={"metric": "metric", "before": "before DPO", "after": "after DPO"})
+    rows = []
+    for name, key, style in ROWS:
+        if style == "percent":
+            style = "percent_interval"  # a plain number (no interval measured) stays "76 %"
+        rows.append({"metric": label(name), **{
+            when: format_cell(_value(metrics, f"{key}_{when}"), style)
+            for when in ("before", "after")},
+            "paired": format_paired(metrics.get(f"{key}_paired")) or "–"})
+    columns = {"metric": "metric", "before": "before DPO", "after": "after DPO"}
+    if any(k.endswith("_paired") for k in metrics):
+        columns["paired"] = "change, paired test"
+    return table(rows, columns=columns)
+
+
+def _value(metrics: dict[str, Any], key: str) -> Any:
+    """``metrics[key]``, as ``(value, low, high)`` when ``<key>_interval`` is there too."""
+    value, interval = metrics.get(key), metrics.get(f"{key}_interval")
+    return (value, *interval) if value is not None and interval else value
 
 
 def logp_changes(pairs_file: str | os.PathLike[str]) -> dict[str, dict[str, float]]:

@@ -103,24 +103,29 @@ def preference_metrics(policy: tuple[torch.Tensor, torch.Tensor], reference: tup
 
     Returns:
         ``preference_accuracy`` (reward margin > 0), ``likelihood_accuracy`` (chosen more
-        likely), ``reward_margin``, ``chosen_logps``, ``rejected_logps`` (means), ``n`` and
-        ``accuracy_by_kind`` (preference accuracy per kind of rejected answer).
+        likely), ``reward_margin``, ``chosen_logps``, ``rejected_logps`` (means), ``n``,
+        ``accuracy_by_kind`` (preference accuracy per kind of rejected answer) and
+        ``outcomes`` (both accuracies' 0 or 1 per pair, in order, for the intervals and
+        paired tests of :mod:`ift_tutorial.evaluation.statistics`).
     """
     (pc, pr), (rc, rr) = policy, reference
     margins = dpo_margins(pc, pr, rc, rr, beta)  # (N,)
     prefers = (margins > 0).float()  # (N,)
+    likelier = (pc > pr).float()  # (N,)
     by_kind: dict[str, list[float]] = defaultdict(list)
     for pair, ok in zip(pairs or [], prefers.tolist()):
         if pair.get("rejected_kind"):
             by_kind[pair["rejected_kind"]].append(ok)
     return {
         "preference_accuracy": prefers.mean().item(),
-        "likelihood_accuracy": (pc > pr).float().mean().item(),
+        "likelihood_accuracy": likelier.mean().item(),
         "reward_margin": margins.mean().item(),
         "chosen_logps": pc.mean().item(),
         "rejected_logps": pr.mean().item(),
         "n": len(pc),
         "accuracy_by_kind": {k: sum(v) / len(v) for k, v in sorted(by_kind.items())},
+        "outcomes": {"preference_accuracy": [int(x) for x in prefers.tolist()],
+                     "likelihood_accuracy": [int(x) for x in likelier.tolist()]},
     }
 
 
@@ -144,10 +149,14 @@ def in_asked_language(answer: str, lang: str, names: Iterable[str] = ()) -> bool
     return _LATIN_WORD.search(rest) is None
 
 
+def language_outcomes(predictions: Sequence[dict[str, Any]], names: Iterable[str]) -> list[int]:
+    """1 or 0 per prediction that says its language (``lang``): in the asked language or not."""
+    names = set(names)
+    return [int(in_asked_language(p["prediction"], p["lang"], names))
+            for p in predictions if p.get("lang")]
+
+
 def language_rate(predictions: Sequence[dict[str, Any]], names: Iterable[str]) -> float:
     """The fraction of predictions (``prediction`` and ``lang`` fields) in the asked language."""
-    names = set(names)
-    rows = [p for p in predictions if p.get("lang")]
-    if not rows:
-        return float("nan")
-    return sum(in_asked_language(p["prediction"], p["lang"], names) for p in rows) / len(rows)
+    outcomes = language_outcomes(predictions, names)
+    return sum(outcomes) / len(outcomes) if outcomes else float("nan")

@@ -37,6 +37,7 @@ from .run_config import RecordInCheckpoints, start_record
 from .runlock import RunLock, die_with_launcher
 from .trainer import _checkpointing_args, _clear_frames, peak_rss_mb
 from ..config import ExperimentConfig
+from ..evaluation.statistics import intervals, paired_tests
 from ..formatting import number, percent
 from ..instructions.preferences import load_preferences
 from ..paths import resolve_path
@@ -94,11 +95,12 @@ def measure(model: Any, tokenizer: Any, config: ExperimentConfig, pairs: list[di
 
     Returns:
         :func:`~ift_tutorial.evaluation.preference.preference_metrics`, plus ``exact_match``,
-        ``language`` (fraction answered in the asked language), ``n_exact_match``, and the
-        log-probabilities themselves under ``logps``.
+        ``language`` (fraction answered in the asked language), ``n_exact_match``, the
+        log-probabilities themselves under ``logps``, and ``outcomes`` (0 or 1 per pair or
+        question, for each of the four accuracies).
     """
     from ..evaluation.exact_match import evaluate_exact_match
-    from ..evaluation.preference import answer_logps, language_rate, preference_metrics
+    from ..evaluation.preference import answer_logps, language_outcomes, preference_metrics
     from ..tinyworld.pretrain import tiny_world_names
     from ..tinyworld.tasks import read_tasks
 
@@ -110,9 +112,11 @@ def measure(model: Any, tokenizer: Any, config: ExperimentConfig, pairs: list[di
         em = evaluate_exact_match(model, tokenizer, questions, config.training.max_new_tokens,
                                   config.training.eval_batch_size)
         model.train()
+        language = language_outcomes(em["predictions"], tiny_world_names())
         out.update(exact_match=em["exact_match"], n_exact_match=em["n"],
-                   language=language_rate(em["predictions"], tiny_world_names()),
+                   language=sum(language) / len(language) if language else float("nan"),
                    predictions=em["predictions"])
+        out["outcomes"] |= {"exact_match": em["outcomes"]["exact_match"], "language": language}
     return out
 
 
@@ -233,6 +237,9 @@ def _train_dpo(config: ExperimentConfig, adapter: Path, out: Path, resume: str,
     if heldout:
         after = measure(model, tokenizer, config, heldout, reference=before["logps"])
         metrics.update({f"{k}_after": after.get(k) for k in _SUMMARY})
+        # each accuracy's 95 % interval, and McNemar on the same pairs and questions
+        metrics.update(intervals(before, "before") | intervals(after, "after")
+                       | paired_tests(before, after))
         print(evaluation_line(metrics, "after"), flush=True)
         _write_pairs(out, heldout, before, after)
     losses = [e["loss"] for e in history if "loss" in e]

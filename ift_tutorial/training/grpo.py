@@ -24,7 +24,8 @@ A run, like :func:`ift_tutorial.training.trainer.train`'s:
 3. measures the held-out accuracy (greedy, as the evaluation does): the "before" number;
 4. trains with ``GRPOTrainer``, its adapter weights kept exact in fp32;
 5. saves the adapter, ``log.json``, ``reward.png``, the held-out answers before and after,
-   and ``metrics.json`` (the reward per step, one group's numbers, the accuracies).
+   and ``metrics.json`` (the reward per step, one group's numbers, the accuracies with
+   their intervals and paired test, :mod:`~ift_tutorial.training.grpo_report`).
 
 The run lock, resume from the newest complete checkpoint, ``run_config.json`` and the guard
 against a non-finite loss are those of ``train``.
@@ -46,8 +47,10 @@ from . import distributed, finished_runs
 from .adapter_runs import (adapter_fingerprint, check_adapter_folder, load_trainable_adapter,
                            restore_trainable, snapshot_trainable)
 from .checkpoints import CompleteMarkerCallback, resolve_resume, train_resuming
+from .grpo_report import (accuracy_line, data_line, grpo_lines, heldout_statistics,
+                          training_line, verdict)
 from .guards import guards
-from .progress import replace_progress, summary_line
+from .progress import replace_progress
 from .provenance import file_sha256, run_versions
 from .run_config import RecordInCheckpoints, start_record
 from .runlock import RunLock, die_with_launcher
@@ -55,14 +58,9 @@ from .trainer import _checkpointing_args, _clear_frames, peak_rss_mb
 from .verifiable import (Prompt, get_task, overlap, read_prompts, trl_reward, trl_rows)
 from ..config import ExperimentConfig
 from ..errors import UserFacingError
-from ..formatting import number, percent
 from ..inference.generation import save_generation_config, stop_token_ids
 from ..paths import display_path
 from ..planning.hardware import Precision, detect_precision, trainable_dtype
-
-#: What a held-out accuracy is called, per reward (``grpo.reward``).
-METRIC_NAMES = {"exact_match": "exact match", "gsm8k": "GSM8K flexible"}
-
 
 # --- group-relative advantages -------------------------------------------------------------
 
@@ -85,29 +83,6 @@ def group_advantages(rewards: list[float], group_size: int, scale: bool = True) 
     if scale:
         adv = adv / (std + 1e-4)
     return adv.flatten().tolist()
-
-
-def sign_test(fixed: int, broken: int) -> float:
-    """Two-sided exact sign test on paired verdicts: the chance of a split at least this
-    uneven between questions that turned right (``fixed``) and turned wrong (``broken``)
-    if either were equally likely. Questions right (or wrong) both times say nothing.
-
-    Example:
-        >>> round(sign_test(8, 2), 3), sign_test(3, 3), round(sign_test(10, 0), 4)
-        (0.109, 1.0, 0.002)
-    """
-    from math import comb
-
-    n, k = fixed + broken, min(fixed, broken)
-    if n == 0:
-        return 1.0
-    return min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2**n)
-
-
-def flips(before: list[bool], after: list[bool]) -> tuple[int, int]:
-    """How many questions went from wrong to right, and from right to wrong."""
-    fixed = sum(not b and a for b, a in zip(before, after))
-    return fixed, sum(b and not a for b, a in zip(before, after))
 
 
 class RewardLog:
@@ -325,9 +300,7 @@ def _grpo(config: ExperimentConfig, adapter: Path, out: Path, resume: str, evalu
         _save(out, model, tokenizer, history)
     if evaluate:
         metrics["heldout_accuracy_after"], after = _held_out(config, model, tokenizer, eval_prompts)
-        fixed, broken = flips([_verdict(r) for r in before], [_verdict(r) for r in after])
-        metrics.update(heldout_fixed=fixed, heldout_broken=broken,
-                       heldout_sign_test_p=sign_test(fixed, broken))
+        metrics.update(heldout_statistics(before, after))
         print(accuracy_line(metrics, "after"), flush=True)
         if main:
             _write_answers(out, eval_prompts, before, after)
@@ -359,16 +332,11 @@ def _save(out: Path, model: Any, tokenizer: Any, history: list[dict[str, Any]]) 
     plt.close(plot_reward(history, out / "reward.png"))
 
 
-def _verdict(row: dict[str, Any]) -> bool:
-    """Whether an evaluation row (exact match's, or GSM8K's) counts as right."""
-    return bool(row["correct"] if "correct" in row else row.get("flexible_correct"))
-
-
 def _write_answers(out: Path, prompts: list[Prompt], before: list[dict], after: list[dict]) -> None:
     """``heldout_answers.jsonl``: each held-out question, its reference, and the greedy answer
     and verdict before and after (the evaluation's own rows)."""
     def answer(row: dict[str, Any]) -> tuple[Any, bool]:
-        return row.get("prediction", row.get("response")), _verdict(row)
+        return row.get("prediction", row.get("response")), verdict(row)
 
     with (out / "heldout_answers.jsonl").open("w", encoding="utf-8") as fh:
         for p, b, a in zip(prompts, before, after):
@@ -376,65 +344,3 @@ def _write_answers(out: Path, prompts: list[Prompt], before: list[dict], after: 
             row = {"prompt": p.messages[-1]["content"], "reference": p.reference,
                    "before": ab, "correct_before": cb, "after": aa, "correct_after": ca}
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-# --- the summary lines of a run, one per phase, from its metrics -----------------------------
-
-
-def data_line(metrics: dict[str, Any]) -> str:
-    """``data: 2,590 train prompts (task addition), 60 held out (none among them)``.
-
-    Example:
-        >>> data_line({"train_prompts": 2590, "task": "addition", "eval_prompts": 60,
-        ...            "heldout_in_train": 0})
-        'data: 2,590 train prompts (task addition), 60 held out (none among the train prompts)'
-    """
-    task = f" (task {metrics['task']})" if metrics.get("task") else ""
-    line = f"data: {metrics['train_prompts']:,} train prompts{task}"
-    if metrics.get("eval_prompts"):
-        shared = metrics.get("heldout_in_train") or 0
-        among = "none" if not shared else f"{shared:,}"
-        line += f", {metrics['eval_prompts']:,} held out ({among} among the train prompts)"
-    return line
-
-
-def accuracy_line(metrics: dict[str, Any], when: str) -> str:
-    """``before GRPO: exact match 62 % (60 held-out questions)``.
-
-    Example:
-        >>> accuracy_line({"reward": "exact_match", "heldout_accuracy_after": 0.7,
-        ...                "eval_prompts": 60}, "after")
-        'after GRPO: exact match 70 % (60 held-out questions)'
-    """
-    name = METRIC_NAMES.get(metrics.get("reward"), "accuracy")
-    return (f"{when} GRPO: {name} {percent(metrics[f'heldout_accuracy_{when}'])} "
-            f"({metrics.get('eval_prompts')} held-out questions)")
-
-
-def training_line(metrics: dict[str, Any]) -> str:
-    """``training: 40 steps in 52 s, mean reward 0.38 → 0.56`` (first and last logged).
-
-    Example:
-        >>> training_line({"steps": 40, "max_steps": 40, "train_seconds": 52.0,
-        ...                "reward_curve": [{"step": 1, "reward": 0.375},
-        ...                                 {"step": 40, "reward": 0.5625}]})
-        'training: 40 steps in 52 s, mean reward 0.375 → 0.562'
-    """
-    line = summary_line(metrics.get("resumed_from_step") or 0, metrics["steps"],
-                        metrics.get("max_steps") or metrics["steps"],
-                        metrics.get("train_seconds") or 0.0, None, None)
-    curve = metrics.get("reward_curve") or []
-    if curve:
-        line += f", mean reward {number(curve[0]['reward'])} → {number(curve[-1]['reward'])}"
-    return line
-
-
-def grpo_lines(metrics: dict[str, Any]) -> list[str]:
-    """Every summary line of a finished run, in the order a run prints them."""
-    lines = [data_line(metrics)]
-    if metrics.get("heldout_accuracy_before") is not None:
-        lines.append(accuracy_line(metrics, "before"))
-    lines.append(training_line(metrics))
-    if metrics.get("heldout_accuracy_after") is not None:
-        lines.append(accuracy_line(metrics, "after"))
-    return lines

@@ -26,6 +26,14 @@ def test_before_after_and_the_figure_from_a_runs_files(tmp_path):
                "reward_margin_before": 0.0, "reward_margin_after": 4.93}
     tab = before_after(metrics)
     assert tab.column("after DPO")[0] == "85 %" and tab.column("before DPO")[-1] != "0 %"
+    metrics |= {"preference_accuracy_before_interval": [0.0, 0.06],
+                "preference_accuracy_after_interval": [0.74, 0.92],
+                "preference_accuracy_paired": {"test": "McNemar", "n": 60, "improved": 51,
+                                               "worsened": 0, "difference": 0.85,
+                                               "p_value": 2 * 0.5 ** 51}}
+    tab = before_after(metrics)
+    assert tab.column("after DPO")[0] == "85 % (74–92 %)"
+    assert tab.column("change, paired test")[:2] == ["+85 points, p < 0.001", "–"]
     rows = [{"rejected_kind": kind, "chosen_logp_before": -1.0, "chosen_logp_after": -1.5,
              "rejected_logp_before": -5.0, "rejected_logp_after": -5.0 - i}
             for i, kind in enumerate(["wrong_fact", "runs_on", "runs_on"])]

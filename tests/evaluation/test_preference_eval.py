@@ -6,7 +6,8 @@ import math
 
 import torch
 
-from ift_tutorial.evaluation.preference import in_asked_language, preference_metrics
+from ift_tutorial.evaluation.preference import (in_asked_language, language_outcomes,
+                                                 language_rate, preference_metrics)
 from ift_tutorial.training.dpo_loss import dpo_loss
 
 
@@ -20,6 +21,8 @@ def test_metrics_by_hand():
     assert m["preference_accuracy"] == 0.5 and m["likelihood_accuracy"] == 0.5
     assert m["accuracy_by_kind"] == {"runs_on": 0.0, "wrong_fact": 1.0}
     assert math.isclose(m["chosen_logps"], -1.75) and m["n"] == 2
+    # per pair, for the intervals and paired tests: margin > 0, and chosen more likely
+    assert m["outcomes"] == {"preference_accuracy": [1, 0], "likelihood_accuracy": [1, 0]}
     before = preference_metrics(reference, reference, beta=0.5)
     assert before["preference_accuracy"] == 0 == before["reward_margin"]
 
@@ -38,3 +41,11 @@ def test_language_sets_the_worlds_names_aside():
     assert not in_asked_language("lifa 倒过来写是 afil。", "en", names)
     assert in_asked_language("lifa 倒过来写是 afil。", "zh", names)
     assert in_asked_language("afil The reverse of lifa is afil.", "en", names)
+
+
+def test_language_outcomes_one_per_prediction_that_says_its_language():
+    rows = [{"prediction": "Zandor", "lang": "zh"},
+            {"prediction": "Bora lives here.", "lang": "zh"},
+            {"prediction": "17", "lang": None}, {"prediction": "17", "lang": "en"}]
+    assert language_outcomes(rows, {"Zandor", "Bora"}) == [1, 0, 1]
+    assert language_rate(rows, {"Zandor", "Bora"}) == 2 / 3

@@ -11,6 +11,7 @@ import pytest
 from helpers import tiny_config
 
 from ift_tutorial.evaluation.preference import answer_logps
+from ift_tutorial.evaluation.statistics import binomial_two_sided, wilson_interval
 from ift_tutorial.inference.generation import load_for_inference
 from ift_tutorial.instructions.preferences import load_preferences
 from ift_tutorial.training.dpo import loss_check, train_dpo
@@ -39,6 +40,21 @@ def test_a_short_run_raises_held_out_preference_accuracy(short_run):
     assert m["preference_accuracy_after"] > 0.5 and m["reward_margin_after"] > 0
     assert m["rejected_logps_after"] < m["rejected_logps_before"]
     assert m["steps"] == 8 and m["n_pairs"] == 60 and m["n_exact_match"] == 24
+    # every accuracy has its Wilson interval; every change McNemar's test on the same items
+    sizes = {"preference_accuracy": 60, "likelihood_accuracy": 60, "exact_match": 24,
+             "language": 24}
+    for key, n in sizes.items():
+        for when in ("before", "after"):
+            hits = round(m[f"{key}_{when}"] * n)
+            assert m[f"{key}_{when}_interval"] == pytest.approx(wilson_interval(hits, n))
+        test = m[f"{key}_paired"]
+        assert test["test"] == "McNemar" and test["n"] == n
+        assert test["improved"] - test["worsened"] == round(
+            n * (m[f"{key}_after"] - m[f"{key}_before"]))
+    gained = m["preference_accuracy_paired"]  # before DPO no pair is ranked: none can worsen
+    assert gained["worsened"] == 0
+    assert gained["improved"] == round(60 * m["preference_accuracy_after"])
+    assert gained["p_value"] == binomial_two_sided(gained["improved"], gained["improved"]) < 1e-6
     assert json.loads((out / "metrics.json").read_text(encoding="utf-8")) == json.loads(
         json.dumps(m))
     record = json.loads((out / "run_config.json").read_text(encoding="utf-8"))["fingerprint"]

@@ -92,13 +92,24 @@ def test_held_out_sums_are_not_train_prompts():
 # --- advantages -----------------------------------------------------------------------------
 
 
-def test_sign_test_by_hand():
-    from ift_tutorial.training.grpo import flips, sign_test
+def test_held_out_statistics_by_hand():
+    from ift_tutorial.evaluation.statistics import binomial_two_sided, wilson_interval
+    from ift_tutorial.training.grpo_report import heldout_statistics
 
-    assert flips([True, False, False, True], [True, True, False, False]) == (1, 1)
-    assert sign_test(0, 0) == 1.0
-    assert sign_test(5, 0) == pytest.approx(2 / 32)  # all five one way: 2 x (1/2)^5
-    assert sign_test(1, 4) == sign_test(4, 1) == pytest.approx(2 * 6 / 32)
+    def rows(*ok):
+        return [{"correct": bool(x)} for x in ok]
+
+    got = heldout_statistics(rows(1, 0, 0, 1, 0, 0), rows(1, 1, 1, 0, 1, 1))
+    test = got["heldout_accuracy_paired"]
+    assert (test["test"], test["n"], test["improved"], test["worsened"]) == ("McNemar", 6, 4, 1)
+    assert test["p_value"] == pytest.approx(2 * 6 / 32)  # 1 of 5 changes one way, two-sided
+    assert test["p_value"] == binomial_two_sided(4, 5)
+    assert got["heldout_accuracy_before_interval"] == pytest.approx(wilson_interval(2, 6))
+    assert got["heldout_accuracy_after_interval"] == pytest.approx(wilson_interval(5, 6))
+    gsm8k = [{"flexible_correct": x} for x in (True, False)]  # GSM8K's rows say it otherwise
+    assert heldout_statistics(gsm8k, gsm8k)["heldout_accuracy_paired"]["p_value"] == 1.0
+    with pytest.raises(ValueError, match="different lengths"):
+        heldout_statistics(rows(1, 0), rows(1))
 
 
 def test_group_advantages_by_hand():
@@ -186,9 +197,14 @@ def test_resume_continues_and_metrics_are_written(resumed_run):
     assert sum(a["correct_before"] for a in answers) / 8 == m["heldout_accuracy_before"]
     fixed = sum(a["correct_after"] and not a["correct_before"] for a in answers)
     broken = sum(a["correct_before"] and not a["correct_after"] for a in answers)
-    assert (m["heldout_fixed"], m["heldout_broken"]) == (fixed, broken)
+    paired = m["heldout_accuracy_paired"]
+    assert (paired["test"], paired["n"]) == ("McNemar", 8)
+    assert (paired["improved"], paired["worsened"]) == (fixed, broken)
     assert fixed - broken == round(8 * (m["heldout_accuracy_after"] - m["heldout_accuracy_before"]))
-    assert 0 < m["heldout_sign_test_p"] <= 1
+    assert 0 < paired["p_value"] <= 1
+    for when in ("before", "after"):  # a Wilson interval of 8 questions holds its accuracy
+        low, high = m[f"heldout_accuracy_{when}_interval"]
+        assert 0 <= low <= m[f"heldout_accuracy_{when}"] <= high <= 1 and high - low > 0.2
     assert len(m["sampled_rewards"]) == 1 and len(m["sampled_rewards"][0]) == 8  # this call's step
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
     assert (out / "reward.png").stat().st_size > 1000
