@@ -58,11 +58,13 @@ class LlamaArgs:
         self.head_dim = self.head_dim or self.hidden_size // self.num_heads
 
     @classmethod
-    def from_hf_config(cls, config: Any) -> "LlamaArgs":
-        """Read a ``transformers`` Llama or Qwen2 config; refuse what we do not reproduce."""
+    def from_hf_config(cls, config: Any,
+                       model_types: tuple[str, ...] = SUPPORTED_MODEL_TYPES) -> "LlamaArgs":
+        """Read a ``transformers`` Llama or Qwen2 config (or another of ``model_types`` with
+        the same fields, e.g. OLMo 2's); refuse what we do not reproduce."""
         model_type = getattr(config, "model_type", None)
-        if model_type not in SUPPORTED_MODEL_TYPES:
-            raise ValueError(f"model_type {model_type!r} is not supported; supported: {SUPPORTED_MODEL_TYPES}")
+        if model_type not in model_types:
+            raise ValueError(f"model_type {model_type!r} is not supported; supported: {model_types}")
         rope = getattr(config, "rope_parameters", None) or {}
         rope_type = rope.get("rope_type", "default")
         if rope_type != "default":

@@ -32,29 +32,9 @@ Tensor = torch.Tensor
 
 
 def olmo2_args(config: Any) -> LlamaArgs:
-    """Read a ``transformers`` ``Olmo2Config``; refuse what this module does not reproduce."""
-    if getattr(config, "model_type", None) != "olmo2":
-        raise ValueError(f"model_type {getattr(config, 'model_type', None)!r} is not 'olmo2'")
-    rope = getattr(config, "rope_parameters", None) or {}
-    if rope.get("rope_type", "default") != "default":
-        raise ValueError(f"only the default RoPE is implemented, this config uses {rope['rope_type']!r}")
-    if getattr(config, "hidden_act", "silu") != "silu":
-        raise ValueError(f"SwiGLU needs hidden_act='silu', got {config.hidden_act!r}")
-    bias = bool(getattr(config, "attention_bias", False))
-    return LlamaArgs(
-        vocab_size=config.vocab_size,
-        hidden_size=config.hidden_size,
-        intermediate_size=config.intermediate_size,
-        num_layers=config.num_hidden_layers,
-        num_heads=config.num_attention_heads,
-        num_kv_heads=config.num_key_value_heads or config.num_attention_heads,
-        head_dim=getattr(config, "head_dim", None),
-        rms_norm_eps=config.rms_norm_eps,
-        rope_theta=float(rope.get("rope_theta", 10000.0)),
-        tie_word_embeddings=bool(config.tie_word_embeddings),
-        qkv_bias=bias,
-        o_bias=bias,
-    )
+    """Read a ``transformers`` ``Olmo2Config``: the Llama fields, read (and refused) as
+    :meth:`LlamaArgs.from_hf_config` reads them."""
+    return LlamaArgs.from_hf_config(config, model_types=("olmo2",))
 
 
 class Olmo2Attention(LlamaAttention):
