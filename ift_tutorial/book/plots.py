@@ -37,6 +37,14 @@ def loss_points(log_history: list[dict[str, Any]]) -> tuple[list[int], list[floa
     return [s for s, _ in pts], [v for _, v in pts]
 
 
+def log_loss_axis(ax) -> None:
+    """Put a loss axis on a log scale, labelled in plain numbers (2, 3, 5, not 10^0.3)."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(plt.FuncFormatter(
+        lambda v, _: f"{v:g}" if f"{v:.1g}"[0] in "25" else ""))
+
+
 def plot_loss(log_history: list[dict[str, Any]], path: str | os.PathLike[str] | None = None,
               title: str | None = None):
     """Plot the training loss against the step, on a log scale; save it to ``path`` if given.
@@ -57,10 +65,7 @@ def plot_loss(log_history: list[dict[str, Any]], path: str | os.PathLike[str] | 
     fig, ax = plt.subplots(figsize=(7, 3.8))
     ax.plot(steps, losses, marker=".", markersize=4, linewidth=1)
     if losses and min(losses) > 0:
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.yaxis.set_minor_formatter(plt.FuncFormatter(
-            lambda v, _: f"{v:g}" if f"{v:.1g}"[0] in "25" else ""))
+        log_loss_axis(ax)
     ax.set_xlabel(t("optimizer step"))
     ax.set_ylabel(t("cross-entropy loss"))
     title = t("Training loss (assistant tokens only)") if title is None else title

@@ -7,17 +7,13 @@ Labels go through :func:`ift_tutorial.i18n.t`, so each edition draws its own.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
 
-from .fonts import savefig_checked
+from .plots import _save, log_loss_axis, loss_points
 from .tables import label as table_label
 from ..i18n import t
-
-#: Resolution of a saved PNG (as :data:`ift_tutorial.book.plots.FIGURE_DPI`).
-FIGURE_DPI = 200
 
 
 def validation_points(log_history: list[dict[str, Any]]) -> tuple[list[int], list[float]]:
@@ -53,10 +49,7 @@ def plot_loss_curves(curves: dict[str, tuple[list[int], list[float]]], title: st
         ax.plot(steps, losses, styles[i % len(styles)], marker="o" if markers else None,
                 markersize=3, linewidth=1.3, label=table_label(label))
     if lowest > 0:
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.yaxis.set_minor_formatter(plt.FuncFormatter(
-            lambda v, _: f"{v:g}" if f"{v:.1g}"[0] in "25" else ""))
+        log_loss_axis(ax)
     ax.set_xlabel(t("optimizer step"))
     ax.set_ylabel(t("cross-entropy loss"))
     if title:
@@ -64,9 +57,7 @@ def plot_loss_curves(curves: dict[str, tuple[list[int], list[float]]], title: st
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     fig.tight_layout()
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        savefig_checked(fig, path, dpi=FIGURE_DPI)
+    _save(fig, path)
     return fig
 
 
@@ -85,12 +76,10 @@ def plot_validation(log_history: list[dict[str, Any]], path: str | os.PathLike[s
     Raises:
         ValueError: the log holds no validation loss (``training.eval_steps`` was not set).
     """
-    train = [(e["step"], e["loss"]) for e in log_history if "loss" in e and "step" in e]
     held_out = validation_points(log_history)
     if not held_out[0]:
         raise ValueError("no validation loss in this log: train with training.eval_steps set")
     return plot_loss_curves({
-        "training loss (the batches it learns from)": ([s for s, _ in train],
-                                                       [v for _, v in train]),
+        "training loss (the batches it learns from)": loss_points(log_history),
         "validation loss (held-out conversations)": held_out,
     }, title=title, path=path)
