@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from ..config import ExperimentConfig, scale
-from ..evaluation.runner import multiple_choice_report, refusal_report
+from ..evaluation.runner import merge_part, multiple_choice_report, refusal_report
 from ..evaluation.statistics import summary
 
 #: The metrics.json keys (without _before/_after) of what tuning may take away.
@@ -41,8 +41,9 @@ def tuning_costs(config: ExperimentConfig) -> dict[str, Any]:
 
 
 def _reports(model: Any, tokenizer: Any, config: ExperimentConfig) -> dict[str, Any]:
-    """The multiple-choice and refusal parts of an evaluation, merged like evaluate_model."""
-    mc, refusal = (multiple_choice_report(model, tokenizer, config),
-                   refusal_report(model, tokenizer, config))
-    return {**mc, **refusal, "outcomes": {**mc.get("outcomes", {}),
-                                          **refusal.get("outcomes", {})}}
+    """The multiple-choice and refusal parts of an evaluation, merged as evaluate_model does."""
+    report: dict[str, Any] = {}
+    for part in (multiple_choice_report(model, tokenizer, config),
+                 refusal_report(model, tokenizer, config)):
+        merge_part(report, part)
+    return report

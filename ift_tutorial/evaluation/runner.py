@@ -197,10 +197,18 @@ def evaluate_model(
         report["skipped"].append("answer_perplexity: data.eval_perplexity is null")
     for part in (multiple_choice_report(model, tokenizer, config),
                  refusal_report(model, tokenizer, config)):
-        report["skipped"] += part.pop("skipped", [])
-        report["outcomes"].update(part.pop("outcomes", {}))
-        report["data_sources"].update(part.pop("data_sources", {}))
-        report.update(part)
+        merge_part(report, part)
+    return report
+
+
+def merge_part(report: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+    """Merge a suite's ``part`` (e.g. :func:`multiple_choice_report`) into ``report``: its
+    ``skipped``, ``outcomes`` and ``data_sources`` join the report's, its scores are added."""
+    part = dict(part)
+    report.setdefault("skipped", []).extend(part.pop("skipped", []))
+    report.setdefault("outcomes", {}).update(part.pop("outcomes", {}))
+    report.setdefault("data_sources", {}).update(part.pop("data_sources", {}))
+    report.update(part)
     return report
 
 
